@@ -1,13 +1,37 @@
 //! `parapet`: the command-line front door. Argument parsing and output formatting only; every
-//! command is a thin call into a library crate.
+//! command is a thin call into a library crate. Each subcommand lives in its own `cmd_*.rs`
+//! module with its clap `Args` struct and a `run(args) -> anyhow::Result<i32>` function that
+//! returns the process exit status.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Parapet: security for large language models.
 #[derive(Parser)]
 #[command(name = "parapet", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print version and build information.
+    Version,
+}
 
 fn main() {
-    let _ = Cli::parse();
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Version => {
+            println!("parapet {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+    };
+    match code {
+        Ok(c) => std::process::exit(c),
+        Err(e) => {
+            eprintln!("parapet: error: {e:#}");
+            std::process::exit(2);
+        }
+    }
 }
