@@ -21,7 +21,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let code = match cli.command {
+    let code: anyhow::Result<i32> = match cli.command {
         Command::Version => {
             println!("parapet {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
