@@ -22,6 +22,7 @@
 
 pub mod detector;
 pub mod error;
+pub mod normalize;
 pub mod view;
 
 pub use detector::{Detector, TextView};
