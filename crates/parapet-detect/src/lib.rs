@@ -22,6 +22,8 @@
 
 pub mod detector;
 pub mod error;
+pub mod pii;
+pub mod secrets;
 pub mod view;
 
 pub use detector::{Detector, TextView};
