@@ -65,5 +65,32 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// 1 MB: the mixed prompt repeated, with an AWS key id every 4 KB so the keyword-gated
+/// AWS rules (with their 200-character proximity window) run on the whole text.
+fn bench_1mb(c: &mut Criterion) {
+    let pii = PiiDetector::builtin().expect("pii rules");
+    let secrets = SecretDetector::builtin().expect("secret rules");
+    let mut doc = String::with_capacity(1 << 20);
+    let mut i = 0usize;
+    while doc.len() < (1 << 20) {
+        doc.push_str(&mixed_prompt());
+        if i % 4 == 0 {
+            doc.push_str(" key AKIAQX4ZR7WBNM2TYCJE in the old config. ");
+        }
+        i += 1;
+    }
+    let tv = TextView::plain(&doc);
+    let mut g = c.benchmark_group("1MB");
+    g.sample_size(10);
+    g.bench_function("pii+secrets/1MB_mixed", |b| {
+        b.iter(|| {
+            let mut f = pii.scan(black_box(&tv));
+            f.extend(secrets.scan(black_box(&tv)));
+            f
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_1mb);
 criterion_main!(benches);

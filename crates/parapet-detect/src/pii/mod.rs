@@ -112,10 +112,27 @@ impl PiiDetector {
                 excluded.push((m.start(), m.end(), x.entities.as_deref()));
             }
         }
-        for idx in hits.iter() {
+        // Cheap validators first; expensive ones (phone parsing) run afterwards and skip
+        // candidates already covered by a higher-priority finding of another entity.
+        let first = out.len();
+        let (cheap, costly): (Vec<usize>, Vec<usize>) = hits.iter().partition(|&i| {
+            self.rules
+                .rules
+                .get(i)
+                .is_some_and(|r| !r.validator.is_costly())
+        });
+        let mut lower: Option<String> = None;
+        for idx in cheap.into_iter().chain(costly) {
             let Some(rule) = self.rules.rules.get(idx) else {
                 continue;
             };
+            if rule.require_context {
+                // Skip the whole rule when none of its context words occurs in the view.
+                let l = lower.get_or_insert_with(|| text.to_lowercase());
+                if !rule.context.iter().any(|w| l.contains(w.as_str())) {
+                    continue;
+                }
+            }
             let mut push = |s: usize, e: usize| {
                 if e <= s || e - s > MAX_CANDIDATE_BYTES || !on_boundary(text, s, e) {
                     return;
@@ -129,6 +146,19 @@ impl PiiDetector {
                 let Some(value) = text.get(s..e) else {
                     return;
                 };
+                if rule.validator.is_costly() {
+                    let span = view.span(s, e);
+                    let covered = out.get(first..).unwrap_or_default().iter().any(|c| {
+                        self.rules.rules.get(c.rule).is_some_and(|o| {
+                            o.priority > rule.priority
+                                && o.entity != rule.entity
+                                && c.span.overlaps(&span)
+                        })
+                    });
+                    if covered {
+                        return;
+                    }
+                }
                 let outcome = rule.validator.check(value);
                 let base = match outcome {
                     Outcome::Reject => return,

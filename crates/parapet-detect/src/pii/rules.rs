@@ -136,6 +136,11 @@ impl Validator {
         })
     }
 
+    /// True for validators expensive enough to run last (libphonenumber parsing).
+    pub(crate) fn is_costly(&self) -> bool {
+        matches!(self, Validator::Phone(_))
+    }
+
     /// Runs the check on the matched value.
     pub(crate) fn check(&self, v: &str) -> Outcome {
         let b = |ok: bool| if ok { Outcome::Strong } else { Outcome::Reject };

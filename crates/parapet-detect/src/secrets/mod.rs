@@ -24,7 +24,7 @@ mod tests;
 use crate::detector::{Detector, TextView};
 use crate::error::RuleError;
 use crate::view::View;
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use parapet_core::{Finding, Kind, Span};
 use rules::{SecretRules, Validator};
 use std::collections::HashMap;
@@ -114,6 +114,7 @@ impl SecretDetector {
         }
         let keywords = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
             .match_kind(MatchKind::Standard)
             .build(&patterns)
             .map_err(|e| RuleError::Invalid {
