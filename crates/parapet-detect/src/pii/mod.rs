@@ -122,6 +122,8 @@ impl PiiDetector {
                 .is_some_and(|r| !r.validator.is_costly())
         });
         let mut lower: Option<String> = None;
+        let mut windows: Option<Vec<(usize, usize)>> = None;
+        let whole = [(0, text.len())];
         for idx in cheap.into_iter().chain(costly) {
             let Some(rule) = self.rules.rules.get(idx) else {
                 continue;
@@ -190,16 +192,26 @@ impl PiiDetector {
                     context,
                 });
             };
-            match rule.value_group {
-                None => rule
-                    .regex
-                    .find_iter(text)
-                    .for_each(|m| push(m.start(), m.end())),
-                Some(g) => rule.regex.captures_iter(text).for_each(|c| {
-                    if let Some(m) = c.get(g) {
-                        push(m.start(), m.end())
-                    }
-                }),
+            let ranges: &[(usize, usize)] = if rule.near_digits {
+                windows.get_or_insert_with(|| digit_windows(text, DIGIT_WINDOW_MARGIN))
+            } else {
+                &whole
+            };
+            for &(a, b) in ranges {
+                let Some(slice) = text.get(a..b) else {
+                    continue;
+                };
+                match rule.value_group {
+                    None => rule
+                        .regex
+                        .find_iter(slice)
+                        .for_each(|m| push(a + m.start(), a + m.end())),
+                    Some(g) => rule.regex.captures_iter(slice).for_each(|c| {
+                        if let Some(m) = c.get(g) {
+                            push(a + m.start(), a + m.end())
+                        }
+                    }),
+                }
             }
         }
     }
@@ -271,6 +283,41 @@ impl Detector for PiiDetector {
         }
         self.finish(cands)
     }
+}
+
+/// Bytes searched on each side of a digit run for `near_digits` rules; longer than any
+/// stretch without digits inside a matching value (month names, IBAN bank codes, the six
+/// letters of an Italian fiscal code, the hex of an Ethereum address).
+const DIGIT_WINDOW_MARGIN: usize = 40;
+
+/// Merged byte windows `[run start - margin, run end + margin)` around the ASCII digits of
+/// `text`, widened to char boundaries. Rules whose matches always contain a digit search only
+/// these windows instead of the whole text.
+fn digit_windows(text: &str, margin: usize) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while let Some(off) = bytes
+        .get(i..)
+        .and_then(|b| b.iter().position(u8::is_ascii_digit))
+    {
+        let start = i + off;
+        let mut end = start;
+        while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+            end += 1;
+        }
+        let a = floor_boundary(text, start.saturating_sub(margin));
+        let mut b = end.saturating_add(margin).min(text.len());
+        while b < text.len() && !text.is_char_boundary(b) {
+            b += 1;
+        }
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+        i = end;
+    }
+    out
 }
 
 /// True when the byte range `[s, e)` is not glued to a letter or digit on either side.

@@ -58,6 +58,8 @@ struct RuleSpec {
     priority: u8,
     #[serde(default)]
     regions: Vec<String>,
+    #[serde(default)]
+    near_digits: bool,
 }
 
 /// What a validator concluded about a candidate.
@@ -183,7 +185,7 @@ impl Validator {
 
 /// Email sanity beyond the regex: local part ≤ 64, domain ≤ 253 octets (RFC 5321), no
 /// leading/trailing/double dot in the local part, alphabetic top-level label.
-fn valid_email(v: &str) -> bool {
+pub(crate) fn valid_email(v: &str) -> bool {
     let Some((local, domain)) = v.rsplit_once('@') else {
         return false;
     };
@@ -200,13 +202,13 @@ fn valid_email(v: &str) -> bool {
 }
 
 /// IPv6 via `std::net` with at least two non-empty groups (so `a::` in code is not an address).
-fn valid_ipv6(v: &str) -> bool {
+pub(crate) fn valid_ipv6(v: &str) -> bool {
     v.split(':').filter(|g| !g.is_empty()).count() >= 2 && v.parse::<std::net::Ipv6Addr>().is_ok()
 }
 
 /// Phone numbers via libphonenumber metadata (`phonenumber` crate): a number with a country
 /// code (`+` or `00`) must be valid → strong; otherwise valid in one of `regions` → weak.
-fn phone(v: &str, regions: &[phonenumber::country::Id]) -> Outcome {
+pub(crate) fn phone(v: &str, regions: &[phonenumber::country::Id]) -> Outcome {
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
     if !(7..=15).contains(&digits) {
         return Outcome::Reject;
@@ -251,6 +253,8 @@ pub(crate) struct PiiRule {
     pub(crate) context_boost: f32,
     pub(crate) require_context: bool,
     pub(crate) priority: u8,
+    /// Every match contains an ASCII digit: search only the windows around digit runs.
+    pub(crate) near_digits: bool,
 }
 
 /// An exclusion regex and the entities it suppresses (`None` = all).
@@ -389,6 +393,7 @@ pub(crate) fn load(file: &str, source: &str) -> Result<PiiRules, RuleError> {
             context_boost: boost,
             require_context: r.require_context,
             priority: r.priority,
+            near_digits: r.near_digits,
         });
     }
     let entities: HashSet<&str> = rules.iter().map(|r| r.entity.as_str()).collect();

@@ -360,3 +360,51 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn digit_windows_merge_and_respect_char_boundaries() {
+    assert_eq!(digit_windows("abc", 2), vec![]);
+    assert_eq!(digit_windows("ab12cd", 1), vec![(1, 5)]);
+    // two runs whose windows touch merge into one
+    assert_eq!(digit_windows("1 xx 2", 2), vec![(0, 6)]);
+    assert_eq!(digit_windows("1 xxxxxx 2", 1), vec![(0, 2), (8, 10)]);
+    // a window edge inside a multi-byte char is widened to the char
+    let w = digit_windows("ü1ü", 1);
+    assert_eq!(w, vec![(0, 5)]);
+}
+
+/// The same rules without `near_digits` (whole-text search) — the reference for windowing.
+fn whole_text_detector() -> &'static PiiDetector {
+    static D: OnceLock<PiiDetector> = OnceLock::new();
+    D.get_or_init(|| {
+        let src = BUILTIN_RULES.replace("near_digits = true\n", "");
+        PiiDetector::from_toml("whole.toml", &src).expect("rules without near_digits load")
+    })
+}
+
+#[test]
+fn windowed_search_equals_whole_text_search_on_examples() {
+    let samples = [
+        "Für die Erklärung: meine Steuer-ID lautet 86095742719, bitte vertraulich behandeln.",
+        "Geboren am 12 de septiembre de 2024 en Madrid; codice fiscale RSSMRA85T10A562S",
+        "acct GB82WEST12345698765432 and eth 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "send to 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa, NI number AB 12 34 56 C",
+    ];
+    for s in samples {
+        let tv = TextView::plain(s);
+        assert_eq!(det().scan(&tv), whole_text_detector().scan(&tv), "{s}");
+        assert!(!det().scan(&tv).is_empty());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn windowed_search_equals_whole_text_search(
+        s in "([0-9]{1,12}|[ \\-./:]|[A-Za-z]{1,12}|Steuer-ID |IBAN |März |ü|@x\\.de ){0,40}"
+    ) {
+        let tv = TextView::plain(&s);
+        prop_assert_eq!(det().scan(&tv), whole_text_detector().scan(&tv));
+    }
+}

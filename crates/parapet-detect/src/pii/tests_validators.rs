@@ -162,3 +162,21 @@ fn ethereum_eip55() {
         AddrCheck::Invalid
     );
 }
+
+#[test]
+fn email_ipv6_and_phone_validators() {
+    use super::rules::{phone, valid_email, valid_ipv6, Outcome};
+    use phonenumber::country::Id;
+    assert!(valid_email("jean.dupont@example.fr"));
+    assert!(!valid_email("jean..dupont@example.fr"));
+    assert!(!valid_email("a@example.c0m"));
+    assert!(valid_ipv6("2001:db8::8a2e:370:7334"));
+    assert!(!valid_ipv6("d::")); // one group: code like `std::`, not an address
+    assert!(!valid_ipv6("12:30:45"));
+    let regions = [Id::US, Id::GB, Id::DE];
+    assert_eq!(phone("+44 20 7946 0958", &regions), Outcome::Strong);
+    assert_eq!(phone("0044 20 7946 0958", &regions), Outcome::Strong);
+    assert_eq!(phone("030 12345678", &regions), Outcome::Weak); // valid in DE
+    assert_eq!(phone("+44 20 7946", &regions), Outcome::Reject); // too short for GB
+    assert_eq!(phone("12345", &regions), Outcome::Reject);
+}
