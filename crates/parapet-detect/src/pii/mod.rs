@@ -106,10 +106,23 @@ impl PiiDetector {
             return;
         }
         // Spans (bytes of this view) inside which listed entities are never reported.
+        let mut windows: Option<Vec<(usize, usize)>> = None;
+        let whole = [(0, text.len())];
         let mut excluded: Vec<(usize, usize, Option<&[String]>)> = Vec::new();
         for x in &self.rules.excludes {
-            for m in x.regex.find_iter(text) {
-                excluded.push((m.start(), m.end(), x.entities.as_deref()));
+            let ranges: &[(usize, usize)] = if x.near_digits {
+                windows.get_or_insert_with(|| digit_windows(text, DIGIT_WINDOW_MARGIN))
+            } else {
+                &whole
+            };
+            for &(a, b) in ranges {
+                for m in text
+                    .get(a..b)
+                    .into_iter()
+                    .flat_map(|t| x.regex.find_iter(t))
+                {
+                    excluded.push((a + m.start(), a + m.end(), x.entities.as_deref()));
+                }
             }
         }
         // Cheap validators first; expensive ones (phone parsing) run afterwards and skip
@@ -122,8 +135,6 @@ impl PiiDetector {
                 .is_some_and(|r| !r.validator.is_costly())
         });
         let mut lower: Option<String> = None;
-        let mut windows: Option<Vec<(usize, usize)>> = None;
-        let whole = [(0, text.len())];
         for idx in cheap.into_iter().chain(costly) {
             let Some(rule) = self.rules.rules.get(idx) else {
                 continue;

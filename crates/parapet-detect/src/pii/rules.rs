@@ -37,6 +37,8 @@ struct ExcludeSpec {
     description: String,
     regex: String,
     entities: Vec<String>,
+    #[serde(default)]
+    near_digits: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,6 +264,8 @@ pub(crate) struct PiiRule {
 pub(crate) struct Exclude {
     pub(crate) regex: Regex,
     pub(crate) entities: Option<Vec<String>>,
+    /// Every match contains an ASCII digit: search only the windows around digit runs.
+    pub(crate) near_digits: bool,
 }
 
 /// The whole compiled rule file.
@@ -415,6 +419,7 @@ pub(crate) fn load(file: &str, source: &str) -> Result<PiiRules, RuleError> {
         excludes.push(Exclude {
             regex,
             entities: if all { None } else { Some(x.entities.clone()) },
+            near_digits: x.near_digits,
         });
     }
     Ok(PiiRules {
