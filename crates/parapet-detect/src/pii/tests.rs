@@ -408,3 +408,23 @@ proptest! {
         prop_assert_eq!(det().scan(&tv), whole_text_detector().scan(&tv));
     }
 }
+
+#[test]
+fn docs_example_values() {
+    // the example in docs/pii-secrets.md
+    let text = TextView::plain(
+        "Meine Steuer-ID ist 86095742719, token ghp_Zq3xT9vLm2Kp8sWd4Rf7Hj1Nb6Yc0Ue5Ga2B",
+    );
+    let p = det().scan(&text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].detector, "pii.de_tax_id");
+    assert_eq!(p[0].span, Span::new(20, 31));
+    assert!((p[0].score - 0.95).abs() < 1e-4);
+    let s = crate::secrets::SecretDetector::builtin()
+        .expect("secret rules")
+        .scan(&text);
+    assert_eq!(s.len(), 1, "{s:#?}");
+    assert_eq!(s[0].detector, "secret.github-pat");
+    assert_eq!(s[0].span, Span::new(39, 79));
+    assert!((s[0].score - 0.9).abs() < 1e-4);
+}
