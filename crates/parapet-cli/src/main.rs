@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_model;
+
 /// Parapet: security for large language models.
 #[derive(Parser)]
 #[command(name = "parapet", version, about)]
@@ -17,6 +19,8 @@ struct Cli {
 enum Command {
     /// Print version and build information.
     Version,
+    /// Supply-chain checks for model files: scan, hash, keygen, sign, verify, bom.
+    Model(cmd_model::Args),
 }
 
 fn main() {
@@ -26,6 +30,7 @@ fn main() {
             println!("parapet {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
+        Command::Model(a) => cmd_model::run(a),
     };
     match code {
         Ok(c) => std::process::exit(c),
