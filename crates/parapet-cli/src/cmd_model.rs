@@ -118,8 +118,15 @@ fn rules() -> Result<&'static Rules> {
 /// Runs `parapet model …`; returns the exit status.
 pub fn run(args: Args) -> Result<i32> {
     match args.cmd {
-        Cmd::Scan { paths, format, fail_on, threads, output } => {
-            let fail_on = Severity::parse(&fail_on).ok_or_else(|| anyhow!("--fail-on: unknown severity {fail_on:?}"))?;
+        Cmd::Scan {
+            paths,
+            format,
+            fail_on,
+            threads,
+            output,
+        } => {
+            let fail_on = Severity::parse(&fail_on)
+                .ok_or_else(|| anyhow!("--fail-on: unknown severity {fail_on:?}"))?;
             let rules = rules()?;
             let reports = parapet_supply::scan_paths(&paths, threads, rules);
             let text = match format {
@@ -133,7 +140,8 @@ pub fn run(args: Args) -> Result<i32> {
         Cmd::Hash { path, json } => {
             let m = hash::manifest(&path, 0).map_err(|e| anyhow!(e))?;
             if json {
-                let v = serde_json::json!({"files": m, "manifest_sha256": hash::manifest_digest(&m)});
+                let v =
+                    serde_json::json!({"files": m, "manifest_sha256": hash::manifest_digest(&m)});
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for (p, d) in &m {
@@ -147,26 +155,38 @@ pub fn run(args: Args) -> Result<i32> {
             let kp = out.with_extension("key");
             let pp = out.with_extension("pub");
             write_private(&kp, &serde_json::to_string_pretty(&private)?)?;
-            std::fs::write(&pp, serde_json::to_string_pretty(&public)?).with_context(|| format!("writing {}", pp.display()))?;
-            println!("private key: {}\npublic key:  {}", kp.display(), pp.display());
+            std::fs::write(&pp, serde_json::to_string_pretty(&public)?)
+                .with_context(|| format!("writing {}", pp.display()))?;
+            println!(
+                "private key: {}\npublic key:  {}",
+                kp.display(),
+                pp.display()
+            );
             Ok(0)
         }
         Cmd::Sign { model, key, sig } => {
             let k = sign::read_key(&key).map_err(|e| anyhow!(e))?;
             let env = sign::sign(&model, &k).map_err(|e| anyhow!(e))?;
             let out = sig.unwrap_or_else(|| default_sig(&model));
-            std::fs::write(&out, serde_json::to_string_pretty(&env)?).with_context(|| format!("writing {}", out.display()))?;
+            std::fs::write(&out, serde_json::to_string_pretty(&env)?)
+                .with_context(|| format!("writing {}", out.display()))?;
             println!("signed {} -> {}", model.display(), out.display());
             Ok(0)
         }
         Cmd::Verify { model, public, sig } => {
             let k = sign::read_key(&public).map_err(|e| anyhow!(e))?;
             let sp = sig.unwrap_or_else(|| default_sig(&model));
-            let text = std::fs::read_to_string(&sp).with_context(|| format!("reading {}", sp.display()))?;
-            let env: sign::Envelope = serde_json::from_str(&text).with_context(|| format!("parsing {}", sp.display()))?;
+            let text = std::fs::read_to_string(&sp)
+                .with_context(|| format!("reading {}", sp.display()))?;
+            let env: sign::Envelope =
+                serde_json::from_str(&text).with_context(|| format!("parsing {}", sp.display()))?;
             let r = sign::verify(&model, &env, &k).map_err(|e| anyhow!(e))?;
             println!("signature: {}", if r.signature_ok { "good" } else { "BAD" });
-            for (what, list) in [("modified", &r.modified), ("added", &r.added), ("removed", &r.removed)] {
+            for (what, list) in [
+                ("modified", &r.modified),
+                ("added", &r.added),
+                ("removed", &r.removed),
+            ] {
                 for p in list {
                     println!("{what}: {p}");
                 }

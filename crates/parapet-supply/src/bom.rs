@@ -114,7 +114,10 @@ pub struct ModelParameters {
 }
 
 fn prop(name: &str, value: impl ToString) -> Property {
-    Property { name: format!("parapet:{name}"), value: value.to_string() }
+    Property {
+        name: format!("parapet:{name}"),
+        value: value.to_string(),
+    }
 }
 
 /// RFC 3339 UTC timestamp of now (civil-from-days, H. Hinnant's algorithm).
@@ -133,7 +136,12 @@ pub fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn uuid_v4() -> String {
@@ -142,7 +150,14 @@ fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = crate::hash::hex(&b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Builds the BOM for `models` (files or folders) from their scan reports.
@@ -153,16 +168,32 @@ pub fn build(models: &[&Path], reports: &[FileReport]) -> Result<Bom, String> {
     let mut components = Vec::new();
     for model in models {
         let m = manifest(model, 0)?;
-        let name = model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| model.display().to_string());
+        let name = model
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| model.display().to_string());
         let base = model.display().to_string();
-        let mine: Vec<&FileReport> = reports.iter().filter(|r| r.path.starts_with(&base)).collect();
+        let mine: Vec<&FileReport> = reports
+            .iter()
+            .filter(|r| r.path.starts_with(&base))
+            .collect();
         let errors = mine.iter().any(|r| !r.errors.is_empty());
         let max = mine.iter().filter_map(|r| r.max_severity()).max();
-        let verdict = if errors { "error" } else if max.is_some() { "findings" } else { "clean" };
+        let verdict = if errors {
+            "error"
+        } else if max.is_some() {
+            "findings"
+        } else {
+            "clean"
+        };
         let arch = mine.iter().find_map(|r| r.facts.architecture.clone());
         let params: u64 = mine.iter().filter_map(|r| r.facts.parameters).sum();
         let quant = mine.iter().find_map(|r| r.facts.quantization.clone());
-        let mut formats: Vec<&str> = mine.iter().map(|r| r.format.as_str()).filter(|f| *f != "unknown").collect();
+        let mut formats: Vec<&str> = mine
+            .iter()
+            .map(|r| r.format.as_str())
+            .filter(|f| *f != "unknown")
+            .collect();
         formats.sort();
         formats.dedup();
         let mut card_props = vec![];
@@ -186,7 +217,10 @@ pub fn build(models: &[&Path], reports: &[FileReport]) -> Result<Bom, String> {
                     kind: "file",
                     bom_ref: Some(format!("{name}/{p}")),
                     name: p.clone(),
-                    hashes: vec![Hash { alg: "SHA-256", content: d.clone() }],
+                    hashes: vec![Hash {
+                        alg: "SHA-256",
+                        content: d.clone(),
+                    }],
                     properties: props,
                     ..Default::default()
                 }
@@ -195,21 +229,41 @@ pub fn build(models: &[&Path], reports: &[FileReport]) -> Result<Bom, String> {
         let mut props = vec![
             prop("format", formats.join(",")),
             prop("scan:verdict", verdict),
-            prop("scan:maxSeverity", max.map(|s| s.as_str()).unwrap_or("none")),
-            prop("scan:findings", mine.iter().map(|r| r.findings.len()).sum::<usize>()),
+            prop(
+                "scan:maxSeverity",
+                max.map(|s| s.as_str()).unwrap_or("none"),
+            ),
+            prop(
+                "scan:findings",
+                mine.iter().map(|r| r.findings.len()).sum::<usize>(),
+            ),
             prop("owasp", "LLM03"),
         ];
         for f in mine.iter().flat_map(|r| &r.findings).take(200) {
-            props.push(prop("scan:finding", format!("{} {} {}", f.severity, f.rule, f.evidence.as_deref().unwrap_or(""))));
+            props.push(prop(
+                "scan:finding",
+                format!(
+                    "{} {} {}",
+                    f.severity,
+                    f.rule,
+                    f.evidence.as_deref().unwrap_or("")
+                ),
+            ));
         }
         components.push(Component {
             kind: "machine-learning-model",
             bom_ref: Some(format!("model:{name}")),
             name,
-            hashes: vec![Hash { alg: "SHA-256", content: manifest_digest(&m) }],
+            hashes: vec![Hash {
+                alg: "SHA-256",
+                content: manifest_digest(&m),
+            }],
             properties: props,
             model_card: Some(ModelCard {
-                model_parameters: ModelParameters { architecture_family: arch.clone(), model_architecture: arch },
+                model_parameters: ModelParameters {
+                    architecture_family: arch.clone(),
+                    model_architecture: arch,
+                },
                 properties: card_props,
             }),
             components: files,

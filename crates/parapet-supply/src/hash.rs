@@ -46,16 +46,31 @@ pub fn manifest(root: &Path, threads: usize) -> Result<Manifest, String> {
     if let Some((p, e)) = errs.first() {
         return Err(format!("{}: {e}", p.display()));
     }
-    let base = if root.is_file() { root.parent().unwrap_or(Path::new("")).to_path_buf() } else { root.to_path_buf() };
+    let base = if root.is_file() {
+        root.parent().unwrap_or(Path::new("")).to_path_buf()
+    } else {
+        root.to_path_buf()
+    };
     let files: Vec<(String, PathBuf)> = files
         .into_iter()
         .filter_map(|p| {
-            let rel = p.strip_prefix(&base).ok()?.to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(&base)
+                .ok()?
+                .to_string_lossy()
+                .replace('\\', "/");
             let skip = rel == SIGNATURE_FILE || rel.starts_with(".git/") || rel.contains("/.git/");
             (!skip).then_some((rel, p))
         })
         .collect();
-    let n = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8) } else { threads };
+    let n = if threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8)
+    } else {
+        threads
+    };
     let next = AtomicUsize::new(0);
     let out = Mutex::new((Manifest::new(), None::<String>));
     std::thread::scope(|s| {
@@ -77,7 +92,9 @@ pub fn manifest(root: &Path, threads: usize) -> Result<Manifest, String> {
             });
         }
     });
-    let (m, err) = out.into_inner().map_err(|_| "hash worker panicked".to_string())?;
+    let (m, err) = out
+        .into_inner()
+        .map_err(|_| "hash worker panicked".to_string())?;
     match err {
         Some(e) => Err(e),
         None => Ok(m),

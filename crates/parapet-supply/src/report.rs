@@ -11,7 +11,11 @@ use serde_json::{json, Value};
 pub fn exit_code(reports: &[FileReport], fail_on: Severity) -> i32 {
     if reports.iter().any(|r| !r.errors.is_empty()) {
         2
-    } else if reports.iter().flat_map(|r| &r.findings).any(|f| f.severity >= fail_on) {
+    } else if reports
+        .iter()
+        .flat_map(|r| &r.findings)
+        .any(|f| f.severity >= fail_on)
+    {
         1
     } else {
         0
@@ -31,7 +35,13 @@ pub fn status(r: &FileReport) -> &'static str {
 
 /// JSON report: `{"tool", "version", "files": [FileReport…], "summary": {…}}`.
 pub fn to_json(reports: &[FileReport], fail_on: Severity) -> Value {
-    let count = |s: Severity| reports.iter().flat_map(|r| &r.findings).filter(|f| f.severity == s).count();
+    let count = |s: Severity| {
+        reports
+            .iter()
+            .flat_map(|r| &r.findings)
+            .filter(|f| f.severity == s)
+            .count()
+    };
     json!({
         "tool": "parapet",
         "version": env!("CARGO_PKG_VERSION"),
@@ -99,7 +109,8 @@ pub fn to_sarif(reports: &[FileReport], rules: &Rules) -> Value {
                     loc["physicalLocation"]["region"] = json!({"byteOffset": o, "byteLength": 1});
                 }
             } else {
-                loc["logicalLocations"] = json!([{"fullyQualifiedName": f.location, "kind": "member"}]);
+                loc["logicalLocations"] =
+                    json!([{"fullyQualifiedName": f.location, "kind": "member"}]);
             }
             let mut res = json!({
                 "ruleId": f.rule,
@@ -172,12 +183,25 @@ fn clip(s: &str, n: usize) -> String {
 /// Plain-text table for terminals: one block per file, one line per finding.
 pub fn to_table(reports: &[FileReport], fail_on: Severity) -> String {
     let mut out = String::new();
-    out.push_str(&format!("{:<9} {:<12} {:>12}  {}\n", "STATUS", "FORMAT", "SIZE", "FILE"));
+    out.push_str(&format!(
+        "{:<9} {:<12} {:>12}  {}\n",
+        "STATUS", "FORMAT", "SIZE", "FILE"
+    ));
     for r in reports {
-        out.push_str(&format!("{:<9} {:<12} {:>12}  {}\n", status(r), r.format.as_str(), r.size, r.path));
+        out.push_str(&format!(
+            "{:<9} {:<12} {:>12}  {}\n",
+            status(r),
+            r.format.as_str(),
+            r.size,
+            r.path
+        ));
         for f in &r.findings {
             let off = f.offset.map(|o| format!("@{o}")).unwrap_or_default();
-            let loc = if f.location.is_empty() { String::new() } else { format!(" [{}]", clip(&f.location, 60)) };
+            let loc = if f.location.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", clip(&f.location, 60))
+            };
             out.push_str(&format!(
                 "  {:<8} {:<26} {}{} {}{}\n",
                 f.severity.as_str(),
@@ -189,7 +213,12 @@ pub fn to_table(reports: &[FileReport], fail_on: Severity) -> String {
             ));
         }
         for e in &r.errors {
-            out.push_str(&format!("  {:<8} {:<26} {}\n", "ERROR", "scan.unscannable", clip(e, 200)));
+            out.push_str(&format!(
+                "  {:<8} {:<26} {}\n",
+                "ERROR",
+                "scan.unscannable",
+                clip(e, 200)
+            ));
         }
     }
     let s = to_json(reports, fail_on);

@@ -53,7 +53,13 @@ pub struct EnvSig {
 
 /// DSSE pre-authentication encoding: `DSSEv1 SP len(type) SP type SP len(body) SP body`.
 pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut v = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, body.len()).into_bytes();
+    let mut v = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        body.len()
+    )
+    .into_bytes();
     v.extend_from_slice(body);
     v
 }
@@ -73,14 +79,25 @@ pub fn keygen() -> Result<(KeyFile, KeyFile), String> {
     let sk = SigningKey::from_bytes(&seed);
     let public_key = B64.encode(sk.verifying_key().to_bytes());
     Ok((
-        KeyFile { kty: "ed25519".into(), public_key: public_key.clone(), private_key: Some(B64.encode(seed)) },
-        KeyFile { kty: "ed25519".into(), public_key, private_key: None },
+        KeyFile {
+            kty: "ed25519".into(),
+            public_key: public_key.clone(),
+            private_key: Some(B64.encode(seed)),
+        },
+        KeyFile {
+            kty: "ed25519".into(),
+            public_key,
+            private_key: None,
+        },
     ))
 }
 
 fn b32(s: &str, what: &str) -> Result<[u8; 32], String> {
-    let v = B64.decode(s.trim()).map_err(|e| format!("{what}: not base64: {e}"))?;
-    <[u8; 32]>::try_from(v.as_slice()).map_err(|_| format!("{what}: expected 32 bytes, got {}", v.len()))
+    let v = B64
+        .decode(s.trim())
+        .map_err(|e| format!("{what}: not base64: {e}"))?;
+    <[u8; 32]>::try_from(v.as_slice())
+        .map_err(|_| format!("{what}: expected 32 bytes, got {}", v.len()))
 }
 
 /// Reads a key file (JSON as written by [`keygen`]).
@@ -91,14 +108,21 @@ pub fn read_key(p: &Path) -> Result<KeyFile, String> {
     let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
     let k: KeyFile = serde_json::from_str(&t).map_err(|e| format!("{}: {e}", p.display()))?;
     if k.kty != "ed25519" {
-        return Err(format!("{}: key type {:?} is not ed25519", p.display(), k.kty));
+        return Err(format!(
+            "{}: key type {:?} is not ed25519",
+            p.display(),
+            k.kty
+        ));
     }
     Ok(k)
 }
 
 /// The in-toto statement for a manifest.
 pub fn statement(name: &str, m: &Manifest) -> Value {
-    let resources: Vec<Value> = m.iter().map(|(p, d)| json!({"name": p, "algorithm": "sha256", "digest": d})).collect();
+    let resources: Vec<Value> = m
+        .iter()
+        .map(|(p, d)| json!({"name": p, "algorithm": "sha256", "digest": d}))
+        .collect();
     json!({
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": name, "digest": {"sha256": manifest_digest(m)}}],
@@ -115,16 +139,27 @@ pub fn statement(name: &str, m: &Manifest) -> Value {
 /// # Errors
 /// Hashing failures or a key file without a private key.
 pub fn sign(model: &Path, key: &KeyFile) -> Result<Envelope, String> {
-    let seed = b32(key.private_key.as_deref().ok_or("key file has no private_key")?, "private_key")?;
+    let seed = b32(
+        key.private_key
+            .as_deref()
+            .ok_or("key file has no private_key")?,
+        "private_key",
+    )?;
     let sk = SigningKey::from_bytes(&seed);
     let m = manifest(model, 0)?;
-    let name = model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let body = serde_json::to_vec(&statement(&name, &m)).map_err(|e| e.to_string())?;
     let sig: Signature = sk.sign(&pae(PAYLOAD_TYPE, &body));
     Ok(Envelope {
         payload_type: PAYLOAD_TYPE.into(),
         payload: B64.encode(&body),
-        signatures: vec![EnvSig { keyid: keyid(&sk.verifying_key()), sig: B64.encode(sig.to_bytes()) }],
+        signatures: vec![EnvSig {
+            keyid: keyid(&sk.verifying_key()),
+            sig: B64.encode(sig.to_bytes()),
+        }],
     })
 }
 
@@ -146,7 +181,11 @@ pub struct VerifyReport {
 impl VerifyReport {
     /// True when the signature is good and nothing changed.
     pub fn ok(&self) -> bool {
-        self.signature_ok && self.modified.is_empty() && self.added.is_empty() && self.removed.is_empty() && self.problems.is_empty()
+        self.signature_ok
+            && self.modified.is_empty()
+            && self.added.is_empty()
+            && self.removed.is_empty()
+            && self.problems.is_empty()
     }
 }
 
@@ -163,12 +202,21 @@ pub fn verify(model: &Path, env: &Envelope, key: &KeyFile) -> Result<VerifyRepor
             return Ok(r);
         }
     };
-    match (b32(&key.public_key, "public_key").and_then(|b| VerifyingKey::from_bytes(&b).map_err(|e| e.to_string())), env.signatures.first()) {
+    match (
+        b32(&key.public_key, "public_key")
+            .and_then(|b| VerifyingKey::from_bytes(&b).map_err(|e| e.to_string())),
+        env.signatures.first(),
+    ) {
         (Ok(vk), Some(s)) => {
-            let sig = B64.decode(&s.sig).ok().and_then(|b| Signature::from_slice(&b).ok());
-            r.signature_ok = env.payload_type == PAYLOAD_TYPE && sig.is_some_and(|sig| vk.verify(&pae(&env.payload_type, &body), &sig).is_ok());
+            let sig = B64
+                .decode(&s.sig)
+                .ok()
+                .and_then(|b| Signature::from_slice(&b).ok());
+            r.signature_ok = env.payload_type == PAYLOAD_TYPE
+                && sig.is_some_and(|sig| vk.verify(&pae(&env.payload_type, &body), &sig).is_ok());
             if !r.signature_ok {
-                r.problems.push("bad signature (or signed by another key)".into());
+                r.problems
+                    .push("bad signature (or signed by another key)".into());
             }
         }
         (Err(e), _) => r.problems.push(e),
@@ -179,12 +227,18 @@ pub fn verify(model: &Path, env: &Envelope, key: &KeyFile) -> Result<VerifyRepor
         .as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|x| Some((x["name"].as_str()?.to_string(), x["digest"].as_str()?.to_string())))
+                .filter_map(|x| {
+                    Some((
+                        x["name"].as_str()?.to_string(),
+                        x["digest"].as_str()?.to_string(),
+                    ))
+                })
                 .collect()
         })
         .unwrap_or_default();
     if st["subject"][0]["digest"]["sha256"].as_str() != Some(manifest_digest(&signed).as_str()) {
-        r.problems.push("subject digest does not match the listed resources".into());
+        r.problems
+            .push("subject digest does not match the listed resources".into());
     }
     let now = manifest(model, 0)?;
     for (p, d) in &now {
@@ -194,6 +248,10 @@ pub fn verify(model: &Path, env: &Envelope, key: &KeyFile) -> Result<VerifyRepor
             _ => {}
         }
     }
-    r.removed = signed.keys().filter(|p| !now.contains_key(*p)).cloned().collect();
+    r.removed = signed
+        .keys()
+        .filter(|p| !now.contains_key(*p))
+        .cloned()
+        .collect();
     Ok(r)
 }

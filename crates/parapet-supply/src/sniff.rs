@@ -10,7 +10,18 @@ pub const PREFIX: usize = 4096;
 pub const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
 
 /// Detects the format from the first bytes (`prefix`, up to [`PREFIX`]) and the total length.
+/// A file that starts with `PROTO 0..5` counts as a pickle even when the rest is broken (so a
+/// damaged pickle is an error, never "unknown"); see [`sniff_member`] for archive members.
 pub fn sniff(prefix: &[u8], total_len: u64, rules: &Rules) -> Format {
+    if prefix.first() == Some(&0x80) && prefix.get(1).is_some_and(|&p| p <= 5) {
+        return Format::Pickle;
+    }
+    sniff_member(prefix, total_len, rules)
+}
+
+/// Like [`sniff`], but a pickle must also run cleanly over the prefix: raw tensor data in
+/// archive members may start with `0x80 0x0N` by chance.
+pub fn sniff_member(prefix: &[u8], total_len: u64, rules: &Rules) -> Format {
     let p = prefix;
     if p.starts_with(b"PK\x03\x04") || p.starts_with(b"PK\x05\x06") {
         return Format::Zip;

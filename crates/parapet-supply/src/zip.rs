@@ -465,7 +465,7 @@ fn member(b: &dyn Blob, en: &Entry, data: u64, ctx: &mut Ctx<'_>, dir: Option<&P
         ctx.error(format!("cannot decompress member: {e}"));
         return;
     }
-    let fmt = crate::sniff::sniff(&prefix, en.usize, ctx.rules);
+    let fmt = crate::sniff::sniff_member(&prefix, en.usize, ctx.rules);
     if matches!(fmt, crate::finding::Format::Unknown) {
         return; // raw tensor data, version files …: nothing executable for any loader
     }
