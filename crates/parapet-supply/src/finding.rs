@@ -203,13 +203,15 @@ impl<'r> Ctx<'r> {
             message,
             evidence,
         };
-        // The same rule at the same place with the same evidence is reported once.
-        if !self.findings.iter().any(|g| {
+        // The same rule at the same place with the same evidence is reported once (first
+        // offset kept): a forest of 100 trees names its class once, not 100 times.
+        let dup = self.findings.iter().any(|g| {
             g.rule == f.rule
                 && g.location == f.location
                 && g.evidence == f.evidence
-                && g.offset == f.offset
-        }) {
+                && (f.evidence.is_some() || g.offset == f.offset)
+        });
+        if !dup {
             self.findings.push(f);
         }
     }

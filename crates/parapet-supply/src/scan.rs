@@ -16,6 +16,10 @@ pub const MAX_BUFFER: u64 = 512 << 20;
 /// Scans a random-access blob: sniffs, dispatches, and checks for polyglots.
 /// `dir` is the folder of the file on disk (for ONNX external data), when there is one.
 pub fn scan_blob(b: &dyn Blob, ctx: &mut Ctx<'_>, dir: Option<&Path>) -> Format {
+    if ctx.depth > MAX_DEPTH {
+        ctx.error(format!("nesting deeper than {MAX_DEPTH} levels"));
+        return Format::Unknown;
+    }
     let prefix = match read_upto(b, 0, PREFIX) {
         Ok(p) => p,
         Err(e) => {

@@ -465,8 +465,14 @@ fn member(b: &dyn Blob, en: &Entry, data: u64, ctx: &mut Ctx<'_>, dir: Option<&P
         ctx.error(format!("cannot decompress member: {e}"));
         return;
     }
-    let fmt = crate::sniff::sniff_member(&prefix, en.usize, ctx.rules);
-    if matches!(fmt, crate::finding::Format::Unknown) {
+    let mut fmt = crate::sniff::sniff_member(&prefix, en.usize, ctx.rules);
+    let lname = en.name.to_ascii_lowercase();
+    if fmt == Format::Unknown && (lname.ends_with(".pkl") || lname.ends_with(".pickle")) {
+        // The loader unpickles this member by name (torch: <folder>/data.pkl): it is read as a
+        // pickle whatever it looks like, so a damaged one is a parse error, never "unknown".
+        fmt = Format::Pickle;
+    }
+    if fmt == Format::Unknown {
         return; // raw tensor data, version files …: nothing executable for any loader
     }
     if en.usize >= 64 << 20 && en.usize / en.csize.max(1) > MAX_RATIO {
@@ -490,7 +496,11 @@ fn member(b: &dyn Blob, en: &Entry, data: u64, ctx: &mut Ctx<'_>, dir: Option<&P
         h: crc32fast::Hasher::new(),
         n: 0,
     };
-    crate::scan::scan_reader(&mut counted, ctx, dir);
+    if fmt == Format::Pickle {
+        crate::pickle::scan_stream(BufReader::new(&mut counted), ctx);
+    } else {
+        crate::scan::scan_reader(&mut counted, ctx, dir);
+    }
     // Drain what the scanner did not need so the CRC covers the whole member.
     if let Err(e) = io::copy(&mut counted, &mut io::sink()) {
         ctx.error(format!("cannot decompress member: {e}"));
@@ -540,11 +550,16 @@ fn walk_locals(
 ) -> usize {
     let mut found = 0;
     let mut pos = start;
+    let end = end.min(b.len());
     let chunk = 1 << 20;
     while pos + 4 <= end && found < 10_000 {
-        let Ok(buf) = read_upto(b, pos, chunk.min((end - pos) as usize + 3)) else {
+        let want = usize::try_from(end - pos).unwrap_or(chunk).min(chunk) + 3;
+        let Ok(buf) = read_upto(b, pos, want) else {
             break;
         };
+        if buf.len() < 4 {
+            break;
+        }
         let Some(i) = buf.windows(4).position(|w| w == b"PK\x03\x04") else {
             pos += buf.len().saturating_sub(3).max(1) as u64;
             continue;
