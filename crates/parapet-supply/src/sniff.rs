@@ -107,7 +107,7 @@ fn is_safetensors(p: &[u8], total: u64) -> bool {
         return false;
     };
     let n = u64::from_le_bytes(n);
-    p.get(8) == Some(&b'{') && n >= 2 && n < (1 << 40) && total >= 10
+    p.get(8) == Some(&b'{') && (2..(1 << 40)).contains(&n) && total >= 10
 }
 
 fn looks_like_python(p: &[u8]) -> bool {

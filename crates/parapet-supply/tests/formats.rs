@@ -154,7 +154,7 @@ fn gguf(kvs: &[(&str, &str)], n_tensors_claim: Option<u64>) -> Vec<u8> {
     b.extend(3u32.to_le_bytes());
     b.extend(n_tensors_claim.unwrap_or(1).to_le_bytes());
     b.extend((kvs.len() as u64 + 1).to_le_bytes());
-    let mut kv = |k: &str, v: &str, b: &mut Vec<u8>| {
+    let kv = |k: &str, v: &str, b: &mut Vec<u8>| {
         b.extend((k.len() as u64).to_le_bytes());
         b.extend(k.bytes());
         b.extend(8u32.to_le_bytes());
