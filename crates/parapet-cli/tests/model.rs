@@ -4,8 +4,14 @@ use std::path::Path;
 use std::process::Command;
 
 fn parapet(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_parapet")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_parapet"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn write(dir: &Path, name: &str, b: &[u8]) -> String {
@@ -26,14 +32,27 @@ fn exit_status_0_1_2_and_formats() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["files"][0]["findings"][0]["evidence"], "os.system");
     assert_eq!(v["summary"]["critical"], 1);
-    assert_eq!(parapet(&["model", "scan", &evil, "--fail-on", "critical"]).0, 1);
+    assert_eq!(
+        parapet(&["model", "scan", &evil, "--fail-on", "critical"]).0,
+        1
+    );
     assert_eq!(parapet(&["model", "scan", &broken]).0, 2);
-    let (code, out) = parapet(&["model", "scan", d.path().to_str().unwrap(), "--format", "sarif"]);
+    let (code, out) = parapet(&[
+        "model",
+        "scan",
+        d.path().to_str().unwrap(),
+        "--format",
+        "sarif",
+    ]);
     assert_eq!(code, 2, "an unscannable file wins over findings");
     let s: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["version"], "2.1.0");
     let run = &s["runs"][0];
-    assert!(run["results"].as_array().unwrap().iter().any(|r| r["ruleId"] == "pickle.dangerous-global" && r["level"] == "error"));
+    assert!(run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["ruleId"] == "pickle.dangerous-global" && r["level"] == "error"));
     assert_eq!(run["invocations"][0]["executionSuccessful"], false);
     assert!(run["tool"]["driver"]["rules"].as_array().unwrap().len() > 20);
 }

@@ -69,20 +69,31 @@ fn bench(c: &mut Criterion) {
     let path = dir.path().join("pytorch_model.bin");
     std::fs::write(&path, &ck).expect("write checkpoint");
     let check = parapet_supply::scan_file(&path, rules);
-    assert!(check.findings.is_empty() && check.errors.is_empty(), "{check:?}");
+    assert!(
+        check.findings.is_empty() && check.errors.is_empty(),
+        "{check:?}"
+    );
     let mut g = c.benchmark_group("scan");
     g.throughput(Throughput::Bytes(ck.len() as u64));
     g.sample_size(20);
-    g.bench_function("torch_zip_50MB_file", |b| b.iter(|| parapet_supply::scan_file(&path, rules)));
-    g.bench_function("torch_zip_50MB_memory", |b| b.iter(|| parapet_supply::scan_bytes("m", &ck, rules)));
+    g.bench_function("torch_zip_50MB_file", |b| {
+        b.iter(|| parapet_supply::scan_file(&path, rules))
+    });
+    g.bench_function("torch_zip_50MB_memory", |b| {
+        b.iter(|| parapet_supply::scan_bytes("m", &ck, rules))
+    });
     let pkl = state_dict(2000);
     g.throughput(Throughput::Bytes(pkl.len() as u64));
-    g.bench_function("pickle_state_dict_2000_tensors", |b| b.iter(|| parapet_supply::scan_bytes("p", &pkl, rules)));
+    g.bench_function("pickle_state_dict_2000_tensors", |b| {
+        b.iter(|| parapet_supply::scan_bytes("p", &pkl, rules))
+    });
     g.finish();
     let mut h = c.benchmark_group("hash");
     h.throughput(Throughput::Bytes(ck.len() as u64));
     h.sample_size(10);
-    h.bench_function("sha256_50MB_file", |b| b.iter(|| parapet_supply::hash::sha256_file(&path)));
+    h.bench_function("sha256_50MB_file", |b| {
+        b.iter(|| parapet_supply::hash::sha256_file(&path))
+    });
     h.finish();
 }
 

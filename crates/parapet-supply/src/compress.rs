@@ -189,8 +189,19 @@ pub fn scan_tar(b: &dyn Blob, ctx: &mut Ctx<'_>, dir: Option<&Path>) {
             );
         }
         if kind == b'0' || kind == 0 {
-            ctx.within(name.clone(), |c| {
-                crate::scan::scan_blob(&Sub::new(b, data, size), c, dir)
+            let sub = Sub::new(b, data, size);
+            let special = match name.as_str() {
+                "storages" => Some(crate::pickle::TarMember::Storages),
+                "tensors" => Some(crate::pickle::TarMember::Tensors),
+                _ => None,
+            };
+            ctx.within(name.clone(), |c| match special {
+                Some(k) => {
+                    crate::pickle::scan_torch_tar_member(k, crate::blob::BlobReader::whole(&sub), c)
+                }
+                None => {
+                    crate::scan::scan_blob(&sub, c, dir);
+                }
             });
         }
         members += 1;

@@ -342,3 +342,81 @@ fn unrecognised_files_are_unknown_and_not_errors() {
     assert_eq!(r.format, Format::Unknown);
     assert!(r.findings.is_empty() && r.errors.is_empty());
 }
+
+fn tar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in members {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        let size = format!("{:011o}", data.len());
+        h[124..135].copy_from_slice(size.as_bytes());
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        out.extend(h);
+        out.extend(data);
+        out.extend(vec![0u8; (512 - data.len() % 512) % 512]);
+    }
+    out.extend([0u8; 1024]);
+    out
+}
+
+fn storages(args: Vec<u8>) -> Vec<u8> {
+    let mut s = P::new().proto(2).k(1).stop().done();
+    s.extend(args);
+    s.extend(4u64.to_le_bytes());
+    s.extend([0x80, 0x02, b'c', 0xff].repeat(4)); // 4 floats that look like pickle bytes
+    s
+}
+
+#[test]
+fn legacy_torch_tar_format() {
+    let args = P::new()
+        .proto(2)
+        .s("0")
+        .s("cpu")
+        .global("torch", "FloatStorage")
+        .op(0x87)
+        .stop()
+        .done();
+    let tensors = P::new().proto(2).k(0).stop().done();
+    let ok = tar(&[
+        ("sys_info", P::new().proto(2).empty_dict().stop().done()),
+        ("pickle", torch_state_dict()),
+        ("storages", storages(args)),
+        ("tensors", tensors.clone()),
+    ]);
+    let r = scan(&ok);
+    assert_eq!(r.format, Format::TorchTar);
+    assert!(
+        r.findings.is_empty() && r.errors.is_empty(),
+        "{:?} {:?}",
+        r.findings,
+        r.errors
+    );
+    // a payload in a storage record's pickle (loaded by legacy_load with pickle.load)
+    let evil_args = P::new()
+        .proto(2)
+        .global("os", "system")
+        .s("id")
+        .tuple1()
+        .reduce()
+        .stop()
+        .done();
+    let bad = tar(&[
+        ("pickle", torch_state_dict()),
+        ("storages", storages(evil_args)),
+        ("tensors", tensors),
+    ]);
+    let r = scan(&bad);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.evidence.as_deref() == Some("os.system"))
+        .expect("found");
+    assert_eq!(f.location, "storages");
+}

@@ -6,9 +6,17 @@ use parapet_supply::{bom, hash, sign};
 
 fn model_dir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("config.json"), br#"{"architectures":["LlamaForCausalLM"]}"#).unwrap();
+    std::fs::write(
+        d.path().join("config.json"),
+        br#"{"architectures":["LlamaForCausalLM"]}"#,
+    )
+    .unwrap();
     std::fs::create_dir(d.path().join("sub")).unwrap();
-    std::fs::write(d.path().join("sub/pytorch_model.bin"), zip(&[Member::new("archive/data.pkl", &torch_state_dict())])).unwrap();
+    std::fs::write(
+        d.path().join("sub/pytorch_model.bin"),
+        zip(&[Member::new("archive/data.pkl", &torch_state_dict())]),
+    )
+    .unwrap();
     let h = r#"{"w":{"dtype":"F16","shape":[3],"data_offsets":[0,6]}}"#;
     let mut st = (h.len() as u64).to_le_bytes().to_vec();
     st.extend(h.bytes());
@@ -22,7 +30,10 @@ fn manifest_hashes_every_file_with_known_digest() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("a"), b"abc").unwrap();
     let m = hash::manifest(d.path(), 2).unwrap();
-    assert_eq!(m.get("a").map(String::as_str), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    assert_eq!(
+        m.get("a").map(String::as_str),
+        Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    );
 }
 
 #[test]
@@ -65,10 +76,21 @@ fn bom_is_cyclonedx_16_with_a_model_component() {
     assert_eq!(c["hashes"][0]["alg"], "SHA-256");
     assert_eq!(c["hashes"][0]["content"].as_str().unwrap().len(), 64);
     assert_eq!(c["components"].as_array().unwrap().len(), 3);
-    assert_eq!(c["modelCard"]["modelParameters"]["modelArchitecture"], "LlamaForCausalLM");
+    assert_eq!(
+        c["modelCard"]["modelParameters"]["modelArchitecture"],
+        "LlamaForCausalLM"
+    );
     let props = c["properties"].as_array().unwrap();
-    let get = |n: &str| props.iter().find(|p| p["name"] == n).map(|p| p["value"].clone());
+    let get = |n: &str| {
+        props
+            .iter()
+            .find(|p| p["name"] == n)
+            .map(|p| p["value"].clone())
+    };
     assert_eq!(get("parapet:scan:verdict"), Some("clean".into()));
     let ts = v["metadata"]["timestamp"].as_str().unwrap();
-    assert!(ts.len() == 20 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+    assert!(
+        ts.len() == 20 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+        "{ts}"
+    );
 }

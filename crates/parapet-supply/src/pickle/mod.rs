@@ -8,4 +8,4 @@ pub mod ops;
 pub(crate) mod resolve;
 pub mod vm;
 
-pub use vm::{looks_like_pickle, scan_stream, StreamSummary};
+pub use vm::{looks_like_pickle, scan_stream, scan_torch_tar_member, StreamSummary, TarMember};

@@ -329,6 +329,15 @@ impl<R: Read> Disassembler<R> {
         self.counted(n, if n == 1 { 1 } else { 0 }, at, b'b')
     }
 
+    /// Consumes and returns `n` (at most [`MAX_KEEP_BYTES`]) raw bytes.
+    ///
+    /// # Errors
+    /// [`OpError::Truncated`] when the stream ends first.
+    pub fn skip_keep(&mut self, n: u64) -> Result<Vec<u8>, OpError> {
+        let at = self.pos;
+        self.counted(n, MAX_KEEP_BYTES, at, b'b')
+    }
+
     /// Next instruction; `Ok(None)` when the stream ends exactly at an opcode boundary.
     pub fn next_op(&mut self) -> Result<Option<Op>, OpError> {
         let offset = self.pos;

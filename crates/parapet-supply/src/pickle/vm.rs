@@ -684,3 +684,86 @@ pub fn looks_like_pickle(prefix: &[u8], rules: &crate::rules::Rules) -> bool {
         Err(e) => !e.is_semantic(),
     }
 }
+
+/// Element size of a legacy torch storage class (`torch.FloatStorage` → 4).
+pub fn storage_element_size(name: &str) -> Option<u64> {
+    Some(match name.trim_end_matches("Storage") {
+        "Double" | "Long" | "ComplexFloat" => 8,
+        "Float" | "Int" | "QInt32" => 4,
+        "Half" | "BFloat16" | "Short" => 2,
+        "Char" | "Byte" | "Bool" | "QInt8" | "QUInt8" | "QUInt4x2" | "QUInt2x4" => 1,
+        "ComplexDouble" => 16,
+        _ => return None,
+    })
+}
+
+/// The two binary members of the legacy `torch.save` tar format that interleave pickles with
+/// raw data (`torch/serialization.py` `legacy_load`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TarMember {
+    /// `storages`: pickle(count), then per storage pickle((key, location, storage_type)),
+    /// u64 element count and the raw elements.
+    Storages,
+    /// `tensors`: pickle(count), then per tensor pickle((key, storage_id, type)), i32 ndim,
+    /// 4 skipped bytes, ndim × i64 sizes, ndim × i64 strides, i64 storage offset.
+    Tensors,
+}
+
+/// Scans a legacy tar `storages` or `tensors` member: every pickle in it is scanned, the raw
+/// data between them is stepped over as `legacy_load` does.
+pub fn scan_torch_tar_member<R: Read>(kind: TarMember, r: R, ctx: &mut Ctx<'_>) {
+    let mut d = Disassembler::new(std::io::BufReader::new(r));
+    let res = (|| -> Result<(), RunError> {
+        let mut m = Machine::new(ctx);
+        let n = match &*m.run(&mut d)? {
+            Value::Int(n) if *n >= 0 => *n as u64,
+            _ => return Err(sem(0, "record count is not a non-negative int")),
+        };
+        for _ in 0..n {
+            let args = m.run(&mut d)?;
+            let at = d.position();
+            match kind {
+                TarMember::Storages => {
+                    let size = match &*args {
+                        Value::Tuple(t) => match t.get(2).map(|v| &**v) {
+                            Some(Value::Global { name, .. }) => storage_element_size(name),
+                            _ => None,
+                        },
+                        _ => None,
+                    }
+                    .ok_or_else(|| sem(at, "storage record without a known storage type"))?;
+                    let count = u64::from_le_bytes(
+                        d.skip_keep(8)?
+                            .try_into()
+                            .map_err(|_| sem(at, "short count"))?,
+                    );
+                    let bytes = count
+                        .checked_mul(size)
+                        .ok_or_else(|| sem(at, "storage size overflows"))?;
+                    d.skip(bytes)?;
+                }
+                TarMember::Tensors => {
+                    let ndim = i32::from_le_bytes(
+                        d.skip_keep(4)?
+                            .try_into()
+                            .map_err(|_| sem(at, "short ndim"))?,
+                    );
+                    if !(0..=64).contains(&ndim) {
+                        return Err(sem(at, "tensor record with an implausible ndim"));
+                    }
+                    d.skip(4 + 16 * ndim as u64 + 8)?;
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        ctx.report(
+            "pickle.parse-error",
+            None,
+            format!("legacy torch {kind:?} member: {e}"),
+            None,
+        );
+        ctx.error(format!("legacy torch member unscannable: {e}"));
+    }
+}
