@@ -139,7 +139,16 @@ pub struct Ctx<'r> {
     pub(crate) facts: ModelFacts,
     /// Nesting depth (archives in archives, nested pickles), bounded by [`MAX_DEPTH`].
     pub(crate) depth: u32,
+    /// Bytes of nested payloads and archive members still allowed to be inflated and scanned
+    /// for this file (see [`INFLATE_BUDGET`]).
+    pub(crate) budget: u64,
+    /// Digests of nested payloads already scanned (a payload fetched a million times from the
+    /// memo is scanned once).
+    pub(crate) seen_payloads: std::collections::HashSet<u64>,
 }
+
+/// Total bytes that may be decompressed or re-scanned as nested payloads for one file.
+pub const INFLATE_BUDGET: u64 = 64 << 30;
 
 /// Deepest nesting of payloads the scanner follows (deeper payloads are an error: not clean).
 pub const MAX_DEPTH: u32 = 6;
@@ -154,6 +163,8 @@ impl<'r> Ctx<'r> {
             errors: Vec::new(),
             facts: ModelFacts::default(),
             depth: 0,
+            budget: INFLATE_BUDGET,
+            seen_payloads: Default::default(),
         }
     }
 
@@ -213,6 +224,20 @@ impl<'r> Ctx<'r> {
         });
         if !dup {
             self.findings.push(f);
+        }
+    }
+
+    /// Takes `n` bytes from the per-file budget; `false` (and an error) when it is spent.
+    pub fn spend(&mut self, n: u64) -> bool {
+        if n > self.budget {
+            self.budget = 0;
+            self.error(format!(
+                "per-file budget of {INFLATE_BUDGET} bytes of decompressed/nested data spent"
+            ));
+            false
+        } else {
+            self.budget -= n;
+            true
         }
     }
 

@@ -218,8 +218,21 @@ pub fn scan_zip(b: &dyn Blob, ctx: &mut Ctx<'_>, dir: Option<&Path>) -> Format {
     let format = classify(&entries);
     layout_checks(&entries, format, ctx);
     let mut extents: Vec<(u64, u64)> = Vec::new();
+    let mut scanned = std::collections::HashSet::new();
     for en in &entries {
         let off = en.local + concat;
+        if !scanned.insert(off) {
+            ctx.report(
+                "zip.bomb",
+                Some(off),
+                format!(
+                    "member {:?} reuses the data of another entry (overlapping entries)",
+                    en.name
+                ),
+                Some(en.name.clone()),
+            );
+            continue;
+        }
         if let Some(end) = scan_entry(b, en, off, ctx, dir) {
             extents.push((off, end));
         }
@@ -230,6 +243,14 @@ pub fn scan_zip(b: &dyn Blob, ctx: &mut Ctx<'_>, dir: Option<&Path>) -> Format {
     let cd_start = e.cd_offset + concat;
     let mut gaps = Vec::new();
     for &(s, end) in &extents {
+        if s < cursor {
+            ctx.report(
+                "zip.bomb",
+                Some(s),
+                format!("entry at offset {s} overlaps the previous entry (ends at {cursor})"),
+                None,
+            );
+        }
         if s > cursor {
             gaps.push((cursor, s));
         }
@@ -486,6 +507,9 @@ fn member(b: &dyn Blob, en: &Entry, data: u64, ctx: &mut Ctx<'_>, dir: Option<&P
     if en.method == 0 && !matches!(fmt, Format::Pickle | Format::Npy | Format::Compressed) {
         // Stored random-access payloads (zip in zip, safetensors …) are scanned in place.
         crate::scan::scan_blob(&Sub::new(b, data, en.csize), ctx, dir);
+        return;
+    }
+    if !ctx.spend(en.usize.max(en.csize)) {
         return;
     }
     let Some(r2) = open(b, en.method, data, en.csize) else {

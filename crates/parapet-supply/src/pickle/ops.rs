@@ -263,7 +263,10 @@ impl<R: Read> Disassembler<R> {
         let mut data = vec![0u8; kept];
         self.fill(&mut data, op, code)?;
         let mut left = len - kept as u64;
-        let mut chunk = [0u8; 8192];
+        if left == 0 {
+            return Ok(data);
+        }
+        let mut chunk = vec![0u8; 8192];
         while left > 0 {
             let n = usize::try_from(left)
                 .unwrap_or(chunk.len())

@@ -331,6 +331,15 @@ fn nested(m: &mut Machine<'_, '_>, loader: &str, a0: Option<&V>, at: u64) {
         ),
         Some(loader.to_string()),
     );
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        h.finish()
+    };
+    if !m.ctx.seen_payloads.insert(digest) || !m.ctx.spend(bytes.len() as u64) {
+        return;
+    }
     if m.ctx.depth >= MAX_DEPTH {
         m.ctx.error(format!(
             "nested payload at offset {at} deeper than {MAX_DEPTH} levels"

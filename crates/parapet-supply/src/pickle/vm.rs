@@ -72,7 +72,11 @@ pub enum Value {
 /// Most elements kept per container (more are counted but not stored).
 pub const MAX_ELEMS: usize = 1 << 16;
 /// Work budget per pickle (opcodes plus copied elements) before giving up as unscannable.
-pub const MAX_WORK: u64 = 200_000_000;
+pub const MAX_WORK: u64 = 100_000_000;
+/// Deepest stack accepted (CPython pickles batch containers by 1000; deeper is hostile).
+pub const MAX_STACK: usize = 1 << 20;
+/// Most memo entries accepted.
+pub const MAX_MEMO: usize = 1 << 24;
 
 /// Magic number that starts a legacy (pre-1.6) `torch.save` file.
 pub fn torch_legacy_magic() -> Vec<u8> {
@@ -222,6 +226,12 @@ impl<'c, 'r> Machine<'c, 'r> {
             };
             self.ops += 1;
             self.charge(1, op.offset)?;
+            if self.stack.len() > MAX_STACK || self.memo.len() > MAX_MEMO {
+                return Err(RunError::Op(OpError::Limit {
+                    offset: op.offset,
+                    why: format!("stack deeper than {MAX_STACK} or memo larger than {MAX_MEMO}"),
+                }));
+            }
             if op.code == b'.' {
                 return self.pop(op.offset);
             }
