@@ -4,8 +4,10 @@
 //! Reference: CPython `Lib/pickletools.py` (opcode documentation) and `Modules/_pickle.c`
 //! (unpickler semantics). No pickle is ever executed.
 
+pub(crate) mod inline;
 pub mod ops;
 pub(crate) mod resolve;
 pub mod vm;
 
-pub use vm::{looks_like_pickle, scan_stream, scan_torch_tar_member, StreamSummary, TarMember};
+pub use inline::{dtype_itemsize, scan_torch_tar_member, storage_element_size, TarMember};
+pub use vm::{looks_like_pickle, scan_stream, StreamSummary};
