@@ -29,7 +29,7 @@ pub struct Finding {
 
 /// Detected content format (from magic bytes and structure, never the file name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// A raw pickle stream (includes raw joblib and legacy torch "magic number" files).
     Pickle,
@@ -74,7 +74,7 @@ impl Format {
             Format::Pickle => "pickle",
             Format::TorchLegacy => "torch-legacy",
             Format::TorchZip => "torch-zip",
-            Format::TorchScript => "torchscript",
+            Format::TorchScript => "torch-script",
             Format::TorchTar => "torch-tar",
             Format::Zip => "zip",
             Format::Npz => "npz",
@@ -250,5 +250,25 @@ impl<'r> Ctx<'r> {
         } else {
             format!("{loc}: {msg}")
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn format_wire_name_matches_as_str() {
+        for f in [
+            Format::Pickle,
+            Format::TorchLegacy,
+            Format::TorchZip,
+            Format::TorchScript,
+            Format::TorchTar,
+            Format::Npz,
+            Format::Unknown,
+        ] {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.as_str());
+        }
     }
 }
