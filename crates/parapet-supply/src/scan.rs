@@ -211,7 +211,8 @@ pub fn scan_file(path: &Path, rules: &Rules) -> FileReport {
     }
 }
 
-/// Lists the regular files under each path (directories recursively, in sorted order).
+/// Lists the regular files under each path (directories recursively, in sorted order,
+/// skipping `.git` folders below the given paths).
 /// Symlinks to files are followed (hub caches link snapshots to blobs); symlinked
 /// directories are not entered (no loops). Errors are returned per path.
 pub fn collect_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
@@ -227,6 +228,9 @@ pub fn collect_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>
             }
         };
         if lmeta.is_dir() {
+            if p.file_name().is_some_and(|n| n == ".git") && !paths.contains(&p) {
+                continue; // git internals (compressed objects, packs) are not model files
+            }
             match std::fs::read_dir(&p) {
                 Ok(rd) => {
                     let mut kids: Vec<PathBuf> =
