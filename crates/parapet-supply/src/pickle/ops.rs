@@ -28,9 +28,19 @@ pub enum Arg {
     /// Float argument.
     Float(f64),
     /// Text argument; `truncated` when longer than [`MAX_KEEP_STR`].
-    Str { s: String, truncated: bool },
+    Str {
+        /// The text (lossy UTF-8 when truncated).
+        s: String,
+        /// True when longer than [`MAX_KEEP_STR`].
+        truncated: bool,
+    },
     /// Bytes argument; `len` is the declared length, `data` at most [`MAX_KEEP_BYTES`] of it.
-    Bytes { data: Vec<u8>, len: u64 },
+    Bytes {
+        /// The kept prefix.
+        data: Vec<u8>,
+        /// Declared length.
+        len: u64,
+    },
     /// `GLOBAL` / `INST`: module and qualified name, as two text lines.
     Pair(String, String),
 }
