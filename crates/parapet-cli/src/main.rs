@@ -9,6 +9,7 @@ mod cmd_eval;
 mod cmd_scan;
 mod cmd_train;
 mod table;
+mod cmd_model;
 
 /// Parapet: security for large language models.
 #[derive(Parser)]
@@ -28,6 +29,8 @@ enum Command {
     Train(cmd_train::TrainArgs),
     /// Print version and build information.
     Version,
+    /// Supply-chain checks for model files: scan, hash, keygen, sign, verify, bom.
+    Model(cmd_model::Args),
 }
 
 fn main() {
@@ -40,6 +43,7 @@ fn main() {
             println!("parapet {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
+        Command::Model(a) => cmd_model::run(a),
     };
     match code {
         Ok(c) => std::process::exit(c),
