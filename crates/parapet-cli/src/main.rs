@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_redteam;
+
 /// Parapet: security for large language models.
 #[derive(Parser)]
 #[command(name = "parapet", version, about)]
@@ -17,6 +19,8 @@ struct Cli {
 enum Command {
     /// Print version and build information.
     Version,
+    /// Red-team an LLM endpoint (OWASP LLM Top 10 2025 / MITRE ATLAS probes).
+    Redteam(cmd_redteam::RedteamArgs),
 }
 
 fn main() {
@@ -26,6 +30,7 @@ fn main() {
             println!("parapet {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
+        Command::Redteam(a) => cmd_redteam::run(a),
     };
     match code {
         Ok(c) => std::process::exit(c),
