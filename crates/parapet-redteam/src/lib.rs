@@ -43,3 +43,6 @@ pub mod probe;
 pub mod report;
 pub mod run;
 pub mod target;
+
+#[cfg(test)]
+mod proptests;

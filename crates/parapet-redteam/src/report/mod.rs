@@ -151,7 +151,7 @@ impl Summary {
                 .collect()
         });
         let by_atlas = bucketize(&recs, |r| {
-            r.atlas.iter().map(|a| (a.clone(), String::new())).collect()
+            r.atlas.iter().map(|a| (a.clone(), atlas_title(a).to_string())).collect()
         });
         let by_family = bucketize(&recs, |r| vec![(r.family.clone(), String::new())]);
         let by_mutation = bucketize(&recs, |r| {
@@ -274,6 +274,24 @@ impl Summary {
             }
         }
         s
+    }
+}
+
+/// Title of the MITRE ATLAS techniques used by the built-in packs (atlas.mitre.org); empty
+/// for other ids.
+pub fn atlas_title(id: &str) -> &'static str {
+    match id {
+        "AML.T0051" => "LLM Prompt Injection",
+        "AML.T0051.000" => "LLM Prompt Injection: Direct",
+        "AML.T0051.001" => "LLM Prompt Injection: Indirect",
+        "AML.T0054" => "LLM Jailbreak",
+        "AML.T0056" => "Extract LLM System Prompt",
+        "AML.T0057" => "LLM Data Leakage",
+        "AML.T0068" => "LLM Prompt Obfuscation",
+        "AML.T0053" => "LLM Plugin Compromise",
+        "AML.T0048" => "External Harms",
+        "AML.T0034" => "Cost Harvesting",
+        _ => "",
     }
 }
 

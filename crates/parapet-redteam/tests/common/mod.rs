@@ -188,16 +188,24 @@ pub struct Fake {
     pub hits: Arc<AtomicUsize>,
 }
 
+fn app(behaviour: Behaviour, hits: Arc<AtomicUsize>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/generic", post(generic))
+        .with_state(AppState { behaviour, hits })
+}
+
+/// Serves the fake on `addr` until the process ends (for the `fake_target` example).
+pub async fn serve(behaviour: Behaviour, addr: std::net::SocketAddr) {
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    eprintln!("fake target ({behaviour:?}) on http://{addr}/v1");
+    let _ = axum::serve(listener, app(behaviour, Arc::new(AtomicUsize::new(0)))).await;
+}
+
 /// Starts a fake target on a loopback port inside the current tokio runtime.
 pub async fn start(behaviour: Behaviour) -> Fake {
     let hits = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/generic", post(generic))
-        .with_state(AppState {
-            behaviour,
-            hits: hits.clone(),
-        });
+    let app = app(behaviour, hits.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
