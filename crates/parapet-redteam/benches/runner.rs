@@ -18,7 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let fake = rt.block_on(common::start(common::Behaviour::Instant));
     let fx = Fixtures::builtin().expect("fixtures");
     let probes = probe::load_builtin(&fx).expect("probes");
@@ -31,16 +35,34 @@ fn bench(c: &mut Criterion) {
         refusal: RefusalClassifier::builtin().expect("refusal"),
         leak: Box::new(BasicLeakScanner::new()),
         urls: UrlExtractor::new().expect("urls"),
-        cfg: RunConfig { concurrency: 16, ..RunConfig::default() },
+        cfg: RunConfig {
+            concurrency: 16,
+            ..RunConfig::default()
+        },
     });
     let client = http_client(Duration::from_secs(10)).expect("client");
-    let target: Arc<dyn Target> = Arc::new(OpenAiTarget::new(client, &fake.base_url, "fake", None, vec![], Some(64), None));
+    let target: Arc<dyn Target> = Arc::new(OpenAiTarget::new(
+        client,
+        &fake.base_url,
+        "fake",
+        None,
+        vec![],
+        Some(64),
+        None,
+    ));
     let planned = run::plan(&campaign.probes, &campaign.cfg, &BTreeSet::new());
     let mut g = c.benchmark_group("redteam");
     g.throughput(Throughput::Elements(planned.len() as u64));
     g.sample_size(10);
     g.bench_function("all_builtin_probes_instant_target", |b| {
-        b.iter(|| rt.block_on(run::run(campaign.clone(), target.clone(), planned.clone(), |_| {})))
+        b.iter(|| {
+            rt.block_on(run::run(
+                campaign.clone(),
+                target.clone(),
+                planned.clone(),
+                |_| {},
+            ))
+        })
     });
     g.finish();
 }

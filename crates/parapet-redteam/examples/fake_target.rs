@@ -24,7 +24,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let addr: SocketAddr = match args.next().unwrap_or_else(|| "127.0.0.1:8089".into()).parse() {
+    let addr: SocketAddr = match args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:8089".into())
+        .parse()
+    {
         Ok(a) => a,
         Err(e) => {
             eprintln!("bad address: {e}");

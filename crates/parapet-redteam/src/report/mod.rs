@@ -151,7 +151,10 @@ impl Summary {
                 .collect()
         });
         let by_atlas = bucketize(&recs, |r| {
-            r.atlas.iter().map(|a| (a.clone(), atlas_title(a).to_string())).collect()
+            r.atlas
+                .iter()
+                .map(|a| (a.clone(), atlas_title(a).to_string()))
+                .collect()
         });
         let by_family = bucketize(&recs, |r| vec![(r.family.clone(), String::new())]);
         let by_mutation = bucketize(&recs, |r| {
