@@ -99,6 +99,9 @@ struct RunArgs {
     /// File with the deployment's own system prompt, sent before the planted one.
     #[arg(long)]
     system_prompt: Option<PathBuf>,
+    /// JSON file with the deployment's own tools in OpenAI `tools` form, offered with every request.
+    #[arg(long)]
+    tools: Option<PathBuf>,
     /// HTTP target URL.
     #[arg(long)]
     url: Option<String>,
@@ -385,6 +388,15 @@ fn run_campaign(a: RunArgs) -> Result<i32> {
         }
         None => None,
     };
+    let extra_tools = match &a.tools {
+        Some(p) => {
+            let t =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            parapet_redteam::fixtures::parse_openai_tools(&t)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => vec![],
+    };
     let cfg = RunConfig {
         concurrency: a.concurrency.max(1),
         rate_per_sec: a.rps,
@@ -394,6 +406,7 @@ fn run_campaign(a: RunArgs) -> Result<i32> {
         include_unmutated: !a.mutated_only,
         system_prompt,
         allow_hosts: a.allow_hosts.clone(),
+        extra_tools,
     };
     let planned = run::plan(&probes, &cfg, &done);
     let campaign = Arc::new(Campaign {

@@ -33,6 +33,37 @@ pub struct ToolDef {
     pub parameters: serde_json::Value,
 }
 
+/// Parses tool definitions in OpenAI `tools` form (`[{"type":"function","function":{"name",
+/// "description","parameters"}}]`), e.g. a deployment's own tools for `--tools`. Errors name
+/// the index of the bad entry.
+pub fn parse_openai_tools(json: &str) -> Result<Vec<ToolDef>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("tools file is not JSON: {e}"))?;
+    let arr = v.as_array().ok_or("tools file must be a JSON array")?;
+    let mut out = Vec::with_capacity(arr.len());
+    for (i, t) in arr.iter().enumerate() {
+        let f = t.get("function").unwrap_or(t);
+        let name = f
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| format!("tools[{i}]: missing function name"))?;
+        out.push(ToolDef {
+            name: name.to_string(),
+            description: f
+                .get("description")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            parameters: f
+                .get("parameters")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+        });
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFixtures {
@@ -243,6 +274,20 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openai_tools_file() {
+        let t = parse_openai_tools(
+            r#"[{"type":"function","function":{"name":"refund","description":"d","parameters":{"type":"object"}}},{"name":"bare"}]"#,
+        )
+        .unwrap();
+        assert_eq!(t[0].name, "refund");
+        assert_eq!(t[1].parameters["type"], "object");
+        assert!(parse_openai_tools(r#"[{"function":{}}]"#)
+            .unwrap_err()
+            .contains("tools[0]"));
+        assert!(parse_openai_tools("{}").is_err());
+    }
 
     #[test]
     fn luhn_known_values() {

@@ -109,6 +109,8 @@ pub struct RunConfig {
     pub system_prompt: Option<String>,
     /// Hosts whose links/images are not exfiltration.
     pub allow_hosts: Vec<String>,
+    /// The deployment's own tools, offered with every request (after the probe's tools).
+    pub extra_tools: Vec<ToolDef>,
 }
 
 impl Default for RunConfig {
@@ -122,6 +124,7 @@ impl Default for RunConfig {
             include_unmutated: true,
             system_prompt: None,
             allow_hosts: vec![],
+            extra_tools: vec![],
         }
     }
 }
@@ -242,6 +245,16 @@ impl Campaign {
     }
 
     fn tools(&self, p: &Probe) -> Vec<ToolDef> {
+        let mut t = self.probe_tools(p);
+        for extra in &self.cfg.extra_tools {
+            if !t.iter().any(|x| x.name == extra.name) {
+                t.push(extra.clone());
+            }
+        }
+        t
+    }
+
+    fn probe_tools(&self, p: &Probe) -> Vec<ToolDef> {
         if !p.tools.is_empty() {
             p.tools
                 .iter()

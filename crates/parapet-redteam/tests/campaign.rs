@@ -315,3 +315,20 @@ async fn rate_limit_spaces_requests() {
         t0.elapsed()
     );
 }
+
+#[tokio::test]
+async fn deployment_tools_are_offered_with_every_request() {
+    let (p, fx) = one_probe("llm07.en.repeat-above");
+    let fake = start(Behaviour::Vulnerable).await;
+    let tools = parapet_redteam::fixtures::parse_openai_tools(
+        r#"[{"type":"function","function":{"name":"issue_refund","parameters":{"type":"object"}}}]"#,
+    )
+    .unwrap();
+    let cfg = RunConfig {
+        extra_tools: tools,
+        ..RunConfig::default()
+    };
+    let recs = run_all(campaign(p, fx, cfg), openai(&fake.base_url)).await;
+    let names: Vec<&str> = recs[0].tool_calls.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["issue_refund"]);
+}
