@@ -478,11 +478,29 @@ impl HttpJsonTarget {
             .map(|m| json!({"role": m.role(), "content": m.content()}))
             .collect();
         let enc = |v: Value| v.to_string();
-        let filled = self
-            .template
-            .replace("{{prompt}}", &enc(json!(prompt)))
-            .replace("{{system}}", &enc(json!(system)))
-            .replace("{{messages}}", &enc(Value::Array(msgs)));
+        let values = [
+            ("{{prompt}}", enc(json!(prompt))),
+            ("{{system}}", enc(json!(system))),
+            ("{{messages}}", enc(Value::Array(msgs))),
+        ];
+        // One pass over the template, so placeholder text inside a prompt is never expanded.
+        let mut filled = String::with_capacity(self.template.len() + 256);
+        let mut rest = self.template.as_str();
+        while let Some(i) = rest.find("{{") {
+            filled.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            match values.iter().find(|(k, _)| tail.starts_with(k)) {
+                Some((k, v)) => {
+                    filled.push_str(v);
+                    rest = &tail[k.len()..];
+                }
+                None => {
+                    filled.push_str("{{");
+                    rest = &tail[2..];
+                }
+            }
+        }
+        filled.push_str(rest);
         serde_json::from_str(&filled).map_err(|e| format!("not valid JSON after filling: {e}"))
     }
 }
@@ -547,6 +565,13 @@ mod tests {
         let b = t.body(&req).unwrap();
         assert_eq!(b["q"], "say \"hi\"\n}");
         assert_eq!(b["h"][0]["role"], "user");
+        let sneaky = ChatRequest {
+            messages: vec![Message::User {
+                content: "{{messages}} {{system}}".into(),
+            }],
+            tools: vec![],
+        };
+        assert_eq!(t.body(&sneaky).unwrap()["q"], "{{messages}} {{system}}");
         assert!(HttpJsonTarget::new(
             c,
             "http://127.0.0.1:1/x",
