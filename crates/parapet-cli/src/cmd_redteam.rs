@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use parapet_redteam::detect::exfil::UrlExtractor;
-use parapet_redteam::detect::leak::BasicLeakScanner;
+use parapet_redteam::detect::leak::EngineLeakScanner;
 use parapet_redteam::detect::refusal::RefusalClassifier;
 use parapet_redteam::fixtures::{Fixtures, RunSecrets};
 use parapet_redteam::mutate::{Mutation, Templates};
@@ -416,7 +416,7 @@ fn run_campaign(a: RunArgs) -> Result<i32> {
         templates: Templates::builtin().map_err(anyhow::Error::msg)?,
         secrets,
         refusal: RefusalClassifier::builtin().map_err(anyhow::Error::msg)?,
-        leak: Box::new(BasicLeakScanner::new()),
+        leak: Box::new(EngineLeakScanner::builtin().map_err(anyhow::Error::msg)?),
         urls: UrlExtractor::new()?,
         cfg,
     });

@@ -5,7 +5,11 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_eval;
 mod cmd_redteam;
+mod cmd_scan;
+mod cmd_train;
+mod table;
 
 /// Parapet: security for large language models.
 #[derive(Parser)]
@@ -17,6 +21,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Scan text or JSONL for prompt injection, jailbreaks, PII, secrets and smuggled text.
+    Scan(cmd_scan::ScanArgs),
+    /// Measure detection quality on a labelled JSONL dataset.
+    Eval(cmd_eval::EvalArgs),
+    /// Train the prompt-injection classifier (reproducible; writes models/pi-linear).
+    Train(cmd_train::TrainArgs),
     /// Print version and build information.
     Version,
     /// Red-team an LLM endpoint (OWASP LLM Top 10 2025 / MITRE ATLAS probes).
@@ -26,6 +36,9 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let code: anyhow::Result<i32> = match cli.command {
+        Command::Scan(a) => cmd_scan::run(a),
+        Command::Eval(a) => cmd_eval::run(a),
+        Command::Train(a) => cmd_train::run(a),
         Command::Version => {
             println!("parapet {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

@@ -29,7 +29,9 @@ pub use taxonomy::{Atlas, Owasp};
 /// A half-open range `[start, end)` of **Unicode code points** (Rust `char`s) into the
 /// original text a scan was given. Code points, not bytes and not UTF-16 units, so that a
 /// span means the same in Rust, Python and JSON consumers (Presidio's convention).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Span {
     /// First code point covered (0-based).
     pub start: usize,

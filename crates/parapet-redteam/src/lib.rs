@@ -12,7 +12,8 @@
 //!   payload splitting, role-play/hypothetical/translation framing.
 //! * [`target`]: OpenAI-compatible chat endpoints and generic HTTP JSON endpoints.
 //! * [`detect`]: canary/marker, refusal classification (EN/DE, with `unknown`), regex,
-//!   secret/PII leakage (behind the [`detect::leak::LeakScanner`] seam), exfiltration links
+//!   secret/PII leakage (behind the [`detect::leak::LeakScanner`] seam; the CLI uses the
+//!   shared `parapet-detect` engine plus a few strong built-in patterns), exfiltration links
 //!   and images, tool calls, output length.
 //! * [`run`]: concurrency, rate limit, retries with backoff, the JSONL attempt log, resume.
 //! * [`report`]: summary JSON, HTML, SARIF 2.1.0, JUnit XML, baseline comparison.

@@ -4,7 +4,7 @@ mod common;
 
 use common::{start, Behaviour};
 use parapet_redteam::detect::exfil::UrlExtractor;
-use parapet_redteam::detect::leak::BasicLeakScanner;
+use parapet_redteam::detect::leak::EngineLeakScanner;
 use parapet_redteam::detect::refusal::RefusalClassifier;
 use parapet_redteam::fixtures::{Fixtures, RunSecrets};
 use parapet_redteam::mutate::{Mutation, Templates};
@@ -29,7 +29,7 @@ fn campaign(probes: Vec<Probe>, fx: Fixtures, cfg: RunConfig) -> Arc<Campaign> {
         templates: Templates::builtin().unwrap(),
         secrets: RunSecrets::generate().unwrap(),
         refusal: RefusalClassifier::builtin().unwrap(),
-        leak: Box::new(BasicLeakScanner::new()),
+        leak: Box::new(EngineLeakScanner::builtin().unwrap()),
         urls: UrlExtractor::new().unwrap(),
         cfg,
     })

@@ -112,6 +112,47 @@ impl LeakScanner for BasicLeakScanner {
     }
 }
 
+/// The shared `parapet-detect` engine as a leak scanner: its PII and secret findings
+/// (`Kind::Pii`, `Kind::Secret`), plus the [`BasicLeakScanner`] findings it does not already
+/// cover, so the strong built-in patterns stay in force while the engine's PII and secret
+/// detectors grow.
+pub struct EngineLeakScanner {
+    engine: parapet_detect::Engine,
+    basic: BasicLeakScanner,
+}
+
+impl EngineLeakScanner {
+    /// Builds the engine with its built-in rules; errors name the bad rule file.
+    pub fn builtin() -> Result<EngineLeakScanner, String> {
+        Ok(EngineLeakScanner {
+            engine: parapet_detect::Engine::builtin().map_err(|e| e.to_string())?,
+            basic: BasicLeakScanner::new(),
+        })
+    }
+}
+
+impl LeakScanner for EngineLeakScanner {
+    fn name(&self) -> &str {
+        "parapet-detect engine + basic patterns"
+    }
+
+    fn scan(&self, text: &str) -> Vec<Finding> {
+        let mut out: Vec<Finding> = self
+            .engine
+            .scan(text)
+            .findings
+            .into_iter()
+            .filter(|f| matches!(f.kind, Kind::Pii | Kind::Secret))
+            .collect();
+        for f in self.basic.scan(text) {
+            if !out.iter().any(|g| g.span.overlaps(&f.span)) {
+                out.push(f);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +174,15 @@ mod tests {
             .take(f[0].span.len())
             .collect();
         assert_eq!(key, "AKIAABCDEFGHIJKLMNOP");
+    }
+
+    #[test]
+    fn engine_scanner_keeps_the_basic_patterns() {
+        let s = EngineLeakScanner::builtin().unwrap();
+        let f = s.scan("key AKIAABCDEFGHIJKLMNOP and card 4539 1488 0343 6467");
+        assert!(f.iter().any(|f| f.kind == Kind::Secret));
+        assert!(f.iter().any(|f| f.entity.as_deref() == Some("CREDIT_CARD")));
+        assert!(s.scan("nothing sensitive here").is_empty());
     }
 
     #[test]
