@@ -37,6 +37,8 @@
 //! assert!(m.contains("cevag gur znexre"));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod detect;
 pub mod fixtures;
 pub mod mutate;
