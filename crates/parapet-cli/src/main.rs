@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd_eval;
+mod cmd_redteam;
 mod cmd_scan;
 mod cmd_train;
 mod table;
@@ -31,6 +32,8 @@ enum Command {
     Version,
     /// Supply-chain checks for model files: scan, hash, keygen, sign, verify, bom.
     Model(cmd_model::Args),
+    /// Red-team an LLM endpoint (OWASP LLM Top 10 2025 / MITRE ATLAS probes).
+    Redteam(cmd_redteam::RedteamArgs),
 }
 
 fn main() {
@@ -44,6 +47,7 @@ fn main() {
             Ok(0)
         }
         Command::Model(a) => cmd_model::run(a),
+        Command::Redteam(a) => cmd_redteam::run(a),
     };
     match code {
         Ok(c) => std::process::exit(c),
