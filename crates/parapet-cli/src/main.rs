@@ -6,11 +6,11 @@
 use clap::{Parser, Subcommand};
 
 mod cmd_eval;
+mod cmd_model;
 mod cmd_redteam;
 mod cmd_scan;
 mod cmd_train;
 mod table;
-mod cmd_model;
 
 /// Parapet: security for large language models.
 #[derive(Parser)]
