@@ -447,6 +447,10 @@ fn leet(c: char) -> Option<char> {
 /// Cheap pre-check: tokens that contain both a lower-case letter and a leet substitute.
 fn leet_candidates(text: &str) -> usize {
     text.split_ascii_whitespace()
+        .map(|t| {
+            t.trim_start_matches(['(', '"', '\'', '['])
+                .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '"', '\'', ']'])
+        })
         .filter(|t| {
             (3..=24).contains(&t.len())
                 && t.bytes().any(|b| b.is_ascii_lowercase())
@@ -471,7 +475,17 @@ fn leet_view(view: &View) -> Option<View> {
         while i < chars.len() && !chars[i].0.is_whitespace() {
             i += 1;
         }
-        let tok = &chars[start..i];
+        // surrounding punctuation ("Hi!", "(this)") is not part of a leet word
+        let mut ts = start;
+        let mut te = i;
+        while ts < te && matches!(chars[ts].0, '(' | '"' | '\'' | '[') {
+            ts += 1;
+        }
+        while te > ts && matches!(chars[te - 1].0, '.' | ',' | ';' | ':' | '!' | '?' | ')' | '"' | '\'' | ']') {
+            te -= 1;
+        }
+        out.extend_from_slice(&chars[start..ts]);
+        let tok = &chars[ts..te];
         let letters = tok.iter().filter(|c| c.0.is_ascii_alphabetic()).count();
         let lower = tok.iter().filter(|c| c.0.is_ascii_lowercase()).count();
         let subs = tok.iter().filter(|c| leet(c.0).is_some()).count();
@@ -495,6 +509,7 @@ fn leet_view(view: &View) -> Option<View> {
             }
             out.push((c, s));
         }
+        out.extend_from_slice(&chars[te..i]);
         if i < chars.len() {
             out.push(chars[i]);
             i += 1;

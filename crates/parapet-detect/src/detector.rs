@@ -71,6 +71,21 @@ impl TextView {
             .chain(self.decoded.iter())
     }
 
+    /// The views data detectors (PII, secrets) scan: the primary view, hidden text and
+    /// decoded payloads, but not whole-text transforms (ROT13, leetspeak), which only make
+    /// sense for instructions and would duplicate every value.
+    pub fn data_views(&self) -> impl Iterator<Item = &View> {
+        self.content_views().filter(|v| {
+            !matches!(
+                v.kind,
+                ViewKind::Decoded {
+                    encoding: crate::view::Encoding::Rot13 | crate::view::Encoding::Leet,
+                    ..
+                }
+            )
+        })
+    }
+
     /// True if any view is hidden or decoded.
     pub fn has_concealed(&self) -> bool {
         self.views().any(|v| v.kind.is_concealed())

@@ -77,6 +77,7 @@ impl PiiDetector {
         let rules = rules::load(file, source)?;
         let set = regex::RegexSetBuilder::new(&rules.patterns)
             .size_limit(64 << 20)
+            .dfa_size_limit(32 << 20)
             .build()
             .map_err(|e| RuleError::Invalid {
                 file: file.into(),
@@ -289,7 +290,7 @@ impl Detector for PiiDetector {
 
     fn scan(&self, text: &TextView) -> Vec<Finding> {
         let mut cands = Vec::new();
-        for view in text.content_views() {
+        for view in text.data_views() {
             self.scan_view(view, &mut cands);
         }
         self.finish(cands)

@@ -288,6 +288,7 @@ fn is_upper_snake(s: &str) -> bool {
 fn compile(file: &str, id: &str, pattern: &str) -> Result<Regex, RuleError> {
     regex::RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(8 << 20)
         .build()
         .map_err(|e| RuleError::Invalid {
             file: file.into(),

@@ -298,7 +298,7 @@ impl Detector for SecretDetector {
 
     fn scan(&self, text: &TextView) -> Vec<Finding> {
         let mut cands = Vec::new();
-        for view in text.content_views() {
+        for view in text.data_views() {
             self.scan_view(view, &mut cands);
         }
         self.finish(cands)
