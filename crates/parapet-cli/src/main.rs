@@ -5,6 +5,9 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_audit;
+mod cmd_serve;
+
 /// Parapet: security for large language models.
 #[derive(Parser)]
 #[command(name = "parapet", version, about)]
@@ -17,6 +20,10 @@ struct Cli {
 enum Command {
     /// Print version and build information.
     Version,
+    /// Run the OpenAI-compatible security gateway.
+    Serve(cmd_serve::ServeArgs),
+    /// Verify or export the gateway's audit log.
+    Audit(cmd_audit::AuditArgs),
 }
 
 fn main() {
@@ -26,6 +33,8 @@ fn main() {
             println!("parapet {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
+        Command::Serve(args) => cmd_serve::run(args),
+        Command::Audit(args) => cmd_audit::run(args),
     };
     match code {
         Ok(c) => std::process::exit(c),
