@@ -114,7 +114,8 @@ struct Canonical<'a> {
 /// Serialization errors (non-finite floats are written as `null` by serde_json, so none in
 /// practice).
 pub fn canonical(seq: u64, prev: &str, record: &AuditRecord) -> Result<String, AuditError> {
-    serde_json::to_string(&Canonical { seq, prev, record }).map_err(|e| AuditError::Encode(e.to_string()))
+    serde_json::to_string(&Canonical { seq, prev, record })
+        .map_err(|e| AuditError::Encode(e.to_string()))
 }
 
 /// `SHA-256(prev ‖ canonical)` in lower-case hex.
@@ -172,7 +173,9 @@ pub struct SqliteSink {
 
 impl std::fmt::Debug for SqliteSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteSink").field("head", &self.head).finish_non_exhaustive()
+        f.debug_struct("SqliteSink")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
     }
 }
 
@@ -199,7 +202,9 @@ impl SqliteSink {
     }
 
     fn load_head(&self) -> Result<Option<(u64, String)>, AuditError> {
-        let mut st = self.conn.prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?;
         let mut rows = st.query([])?;
         match rows.next()? {
             Some(r) => Ok(Some((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?))),
@@ -241,9 +246,9 @@ impl AuditSink for SqliteSink {
     }
 
     fn read_raw(&self, from: u64, limit: usize) -> Result<Vec<(u64, String, String)>, AuditError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT seq, canonical, hash FROM audit_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+        let mut st = self.conn.prepare(
+            "SELECT seq, canonical, hash FROM audit_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+        )?;
         let rows = st.query_map(rusqlite::params![from as i64, limit as i64], |r| {
             Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?, r.get(2)?))
         })?;
@@ -281,9 +286,14 @@ pub fn verify(sink: &dyn AuditSink) -> Result<VerifyReport, AuditError> {
             break;
         }
         for (seq, c, hash) in rows {
-            let bad = |reason: String| AuditError::Broken { seq: expected, reason };
+            let bad = |reason: String| AuditError::Broken {
+                seq: expected,
+                reason,
+            };
             if seq != expected {
-                return Err(bad(format!("record {expected} is missing (next stored is {seq})")));
+                return Err(bad(format!(
+                    "record {expected} is missing (next stored is {seq})"
+                )));
             }
             let parsed: CanonicalOwned =
                 serde_json::from_str(&c).map_err(|e| bad(format!("record is not valid: {e}")))?;
@@ -291,7 +301,9 @@ pub fn verify(sink: &dyn AuditSink) -> Result<VerifyReport, AuditError> {
                 return Err(bad(format!("record claims sequence number {}", parsed.seq)));
             }
             if parsed.prev != prev {
-                return Err(bad("back-link does not match the previous record's hash".into()));
+                return Err(bad(
+                    "back-link does not match the previous record's hash".into()
+                ));
             }
             if canonical(parsed.seq, &parsed.prev, &parsed.record)? != c {
                 return Err(bad("record is not in canonical form (edited)".into()));
@@ -321,14 +333,21 @@ pub fn verify(sink: &dyn AuditSink) -> Result<VerifyReport, AuditError> {
 ///
 /// # Errors
 /// [`AuditError`] for database, decoding or write failures.
-pub fn export(sink: &dyn AuditSink, since: u64, out: &mut dyn std::io::Write) -> Result<u64, AuditError> {
+pub fn export(
+    sink: &dyn AuditSink,
+    since: u64,
+    out: &mut dyn std::io::Write,
+) -> Result<u64, AuditError> {
     let mut from = since.max(1);
     let mut n = 0;
     loop {
         let rows = sink.read_raw(from, 1024)?;
-        let Some(last) = rows.last().map(|r| r.0) else { break };
+        let Some(last) = rows.last().map(|r| r.0) else {
+            break;
+        };
         for (_, c, hash) in rows {
-            let p: CanonicalOwned = serde_json::from_str(&c).map_err(|e| AuditError::Encode(e.to_string()))?;
+            let p: CanonicalOwned =
+                serde_json::from_str(&c).map_err(|e| AuditError::Encode(e.to_string()))?;
             let line = serde_json::to_string(&StoredRecord {
                 seq: p.seq,
                 prev: p.prev,
@@ -360,7 +379,8 @@ pub struct AuditWriter {
 impl AuditWriter {
     /// Starts the writer thread over `sink`.
     pub fn spawn(mut sink: Box<dyn AuditSink>) -> AuditWriter {
-        let (tx, rx): (SyncSender<AuditRecord>, Receiver<AuditRecord>) = sync_channel(QUEUE_CAPACITY);
+        let (tx, rx): (SyncSender<AuditRecord>, Receiver<AuditRecord>) =
+            sync_channel(QUEUE_CAPACITY);
         let depth = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let (d, f) = (Arc::clone(&depth), Arc::clone(&failed));

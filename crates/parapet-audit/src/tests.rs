@@ -69,12 +69,17 @@ fn changed_record_is_found() {
     let (_d, _p, s) = filled(5);
     let c: String = s
         .connection()
-        .query_row("SELECT canonical FROM audit_log WHERE seq = 3", [], |r| r.get(0))
+        .query_row("SELECT canonical FROM audit_log WHERE seq = 3", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     let edited = c.replace("\"status\":200", "\"status\":403");
     assert_ne!(c, edited);
     s.connection()
-        .execute("UPDATE audit_log SET canonical = ?1 WHERE seq = 3", [edited])
+        .execute(
+            "UPDATE audit_log SET canonical = ?1 WHERE seq = 3",
+            [edited],
+        )
         .unwrap();
     assert_eq!(broken_at(&s), 3);
 }
@@ -82,7 +87,9 @@ fn changed_record_is_found() {
 #[test]
 fn deleted_record_is_found() {
     let (_d, _p, s) = filled(5);
-    s.connection().execute("DELETE FROM audit_log WHERE seq = 2", []).unwrap();
+    s.connection()
+        .execute("DELETE FROM audit_log WHERE seq = 2", [])
+        .unwrap();
     assert_eq!(broken_at(&s), 2);
 }
 
@@ -90,7 +97,9 @@ fn deleted_record_is_found() {
 fn inserted_record_is_found() {
     let (_d, _p, s) = filled(3);
     // shift records 3.. up and insert a forged record 3 linked to record 2's hash
-    s.connection().execute("UPDATE audit_log SET seq = seq + 100 WHERE seq >= 3", []).unwrap();
+    s.connection()
+        .execute("UPDATE audit_log SET seq = seq + 100 WHERE seq >= 3", [])
+        .unwrap();
     let prev: String = s
         .connection()
         .query_row("SELECT hash FROM audit_log WHERE seq = 2", [], |r| r.get(0))
@@ -103,7 +112,9 @@ fn inserted_record_is_found() {
             [c, h],
         )
         .unwrap();
-    s.connection().execute("UPDATE audit_log SET seq = 4 WHERE seq = 103", []).unwrap();
+    s.connection()
+        .execute("UPDATE audit_log SET seq = 4 WHERE seq = 103", [])
+        .unwrap();
     assert_eq!(broken_at(&s), 4);
 }
 
@@ -111,9 +122,12 @@ fn inserted_record_is_found() {
 fn reordered_records_are_found() {
     let (_d, _p, s) = filled(4);
     let conn = s.connection();
-    conn.execute("UPDATE audit_log SET seq = 100 WHERE seq = 2", []).unwrap();
-    conn.execute("UPDATE audit_log SET seq = 2 WHERE seq = 3", []).unwrap();
-    conn.execute("UPDATE audit_log SET seq = 3 WHERE seq = 100", []).unwrap();
+    conn.execute("UPDATE audit_log SET seq = 100 WHERE seq = 2", [])
+        .unwrap();
+    conn.execute("UPDATE audit_log SET seq = 2 WHERE seq = 3", [])
+        .unwrap();
+    conn.execute("UPDATE audit_log SET seq = 3 WHERE seq = 100", [])
+        .unwrap();
     assert_eq!(broken_at(&s), 2);
 }
 

@@ -38,7 +38,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
     match args.command {
         AuditCommand::Verify { db } => {
             anyhow::ensure!(db.exists(), "{}: no such file", db.display());
-            let sink = SqliteSink::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let sink =
+                SqliteSink::open(&db).with_context(|| format!("opening {}", db.display()))?;
             match parapet_audit::verify(&sink) {
                 Ok(r) => {
                     println!("ok: {} records, head {}", r.records, r.head);
@@ -53,7 +54,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
         }
         AuditCommand::Export { db, since } => {
             anyhow::ensure!(db.exists(), "{}: no such file", db.display());
-            let sink = SqliteSink::open(&db).with_context(|| format!("opening {}", db.display()))?;
+            let sink =
+                SqliteSink::open(&db).with_context(|| format!("opening {}", db.display()))?;
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             parapet_audit::export(&sink, since, &mut lock)?;

@@ -28,7 +28,9 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     if args.hash_key {
         let mut key = String::new();
-        std::io::stdin().read_to_string(&mut key).context("reading the key from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut key)
+            .context("reading the key from stdin")?;
         let key = key.trim_end_matches(['\n', '\r']);
         anyhow::ensure!(!key.is_empty(), "no key on standard input");
         let pepper = match &args.pepper_env {
@@ -39,7 +41,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
             ),
             None => None,
         };
-        println!("{}", parapet_gateway::identity::hash_key(pepper.as_deref(), key));
+        println!(
+            "{}",
+            parapet_gateway::identity::hash_key(pepper.as_deref(), key)
+        );
         return Ok(0);
     }
     let path = args.config.context("--config FILE is required")?;

@@ -6,7 +6,11 @@
 use clap::{Parser, Subcommand};
 
 mod cmd_audit;
+mod cmd_eval;
+mod cmd_scan;
 mod cmd_serve;
+mod cmd_train;
+mod table;
 
 /// Parapet: security for large language models.
 #[derive(Parser)]
@@ -18,6 +22,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Scan text or JSONL for prompt injection, jailbreaks, PII, secrets and smuggled text.
+    Scan(cmd_scan::ScanArgs),
+    /// Measure detection quality on a labelled JSONL dataset.
+    Eval(cmd_eval::EvalArgs),
+    /// Train the prompt-injection classifier (reproducible; writes models/pi-linear).
+    Train(cmd_train::TrainArgs),
     /// Print version and build information.
     Version,
     /// Run the OpenAI-compatible security gateway.
@@ -29,6 +39,9 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let code: anyhow::Result<i32> = match cli.command {
+        Command::Scan(a) => cmd_scan::run(a),
+        Command::Eval(a) => cmd_eval::run(a),
+        Command::Train(a) => cmd_train::run(a),
         Command::Version => {
             println!("parapet {}", env!("CARGO_PKG_VERSION"));
             Ok(0)

@@ -30,6 +30,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Folds for the out-of-fold Platt calibration (≥ 2).
     pub folds: usize,
+    /// Training weight of benign texts that contain attack trigger words
+    /// ([`HARD_NEGATIVE_TRIGGERS`]).
+    pub hard_negative_weight: f32,
 }
 
 impl Default for TrainConfig {
@@ -41,6 +44,7 @@ impl Default for TrainConfig {
             lr: 0.5,
             seed: 20261129,
             folds: 5,
+            hard_negative_weight: 3.0,
         }
     }
 }
@@ -71,9 +75,25 @@ struct Prepared {
     idx: Vec<u32>,
     norm: f32,
     y: [bool; HEADS],
+    weight: f32,
 }
 
-fn prepare(samples: &[Sample], bits: u32) -> Vec<Prepared> {
+/// Trigger words that make a benign text a *hard negative* (it looks like an attack but is
+/// not): such texts get [`TrainConfig::hard_negative_weight`] in training, so the classifier
+/// learns that "ignore the previous emails" or "act as a translator" are ordinary requests.
+pub const HARD_NEGATIVE_TRIGGERS: &[&str] = &[
+    "ignore", "disregard", "forget", "previous", "instruction", "act as", "pretend", "role",
+    "system prompt", "prompt", "override", "bypass", "jailbreak", "hack", "exploit", "kill",
+    "password", "secret", "attack", "inject", "malware", "unrestricted", "rules", "ignorier",
+    "vergiss", "anweisung",
+];
+
+fn is_hard_negative(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    HARD_NEGATIVE_TRIGGERS.iter().any(|t| lower.contains(t))
+}
+
+fn prepare(samples: &[Sample], bits: u32, hard: f32) -> Vec<Prepared> {
     let mask = (1u64 << bits) - 1;
     samples
         .iter()
@@ -84,10 +104,12 @@ fn prepare(samples: &[Sample], bits: u32) -> Vec<Prepared> {
             for k in 0..HEADS {
                 y[k] = s.label == HEAD_LABELS[k];
             }
+            let benign = !y.iter().any(|&v| v);
             Prepared {
                 idx,
                 norm: if n == 0 { 0.0 } else { 1.0 / (n as f32).sqrt() },
                 y,
+                weight: if benign && is_hard_negative(&s.text) { hard } else { 1.0 },
             }
         })
         .collect()
@@ -129,7 +151,7 @@ fn fit(data: &[&Prepared], cfg: &TrainConfig) -> (Vec<f32>, [f32; HEADS]) {
             for k in 0..HEADS {
                 let margin = m[k] * scale * d.norm + b[k];
                 let y = d.y[k] as u8 as f32;
-                g[k] = (sigmoid(margin) - y) * cw[k][d.y[k] as usize];
+                g[k] = (sigmoid(margin) - y) * cw[k][d.y[k] as usize] * d.weight;
                 b[k] -= lr * g[k] * 0.1;
             }
             scale *= 1.0 - lr * cfg.lambda;
@@ -203,7 +225,7 @@ fn margins_of(w: &[f32], b: &[f32; HEADS], d: &Prepared) -> [f32; HEADS] {
 /// Trains a calibrated classifier on all of `samples`: k-fold out-of-fold margins fit the
 /// Platt parameters, then a final model is trained on everything.
 pub fn train(samples: &[Sample], cfg: &TrainConfig, name: &str) -> Classifier {
-    let prepared = prepare(samples, cfg.bits);
+    let prepared = prepare(samples, cfg.bits, cfg.hard_negative_weight);
     let folds = cfg.folds.max(2);
     let mut oof = vec![[0f32; HEADS]; prepared.len()];
     for f in 0..folds {
@@ -243,6 +265,7 @@ pub fn train(samples: &[Sample], cfg: &TrainConfig, name: &str) -> Classifier {
             "lr": cfg.lr,
             "seed": cfg.seed,
             "calibration_folds": folds,
+            "hard_negative_weight": cfg.hard_negative_weight,
             "method": "one-vs-rest logistic regression, hashed word 1-2-grams + char 3-4-grams, class-balanced L2 SGD, Platt scaling on out-of-fold margins",
         }),
     };

@@ -18,7 +18,9 @@ async fn start_upstream() -> SocketAddr {
         "/v1/chat/completions",
         post(|| async { ([("content-type", "application/json")], ANSWER) }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let a = l.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(l, app).await.ok() });
     a
@@ -30,10 +32,17 @@ async fn start_gateway(up: SocketAddr) -> SocketAddr {
     );
     let cfg = Config::from_toml_str(&toml).expect("config");
     let engine = Arc::new(parapet_detect::Engine::builtin().expect("engine"));
-    let gw = Gateway::with_parts(cfg, engine, &parapet_policy::Policy::builtin(), &|_| None).expect("gateway");
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gw = Gateway::with_parts(cfg, engine, &parapet_policy::Policy::builtin(), &|_| None)
+        .expect("gateway");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let a = l.local_addr().expect("addr");
-    tokio::spawn(parapet_gateway::serve(Arc::new(gw), l, std::future::pending()));
+    tokio::spawn(parapet_gateway::serve(
+        Arc::new(gw),
+        l,
+        std::future::pending(),
+    ));
     a
 }
 
@@ -44,14 +53,20 @@ fn prompt_1kb() -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
     let (up, gw) = rt.block_on(async {
         let up = start_upstream().await;
         (up, start_gateway(up).await)
     });
     let client = reqwest::Client::new();
-    let body = serde_json::to_vec(&json!({"model": "m", "messages": [{"role": "user", "content": prompt_1kb()}]}))
-        .expect("json");
+    let body = serde_json::to_vec(
+        &json!({"model": "m", "messages": [{"role": "user", "content": prompt_1kb()}]}),
+    )
+    .expect("json");
     let mut g = c.benchmark_group("chat_completion_1kb");
     for (name, addr) in [("direct", up), ("via_gateway", gw)] {
         let url = format!("http://{addr}/v1/chat/completions");

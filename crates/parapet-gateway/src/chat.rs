@@ -120,14 +120,25 @@ enum Reply {
 
 fn blocked(code: &'static str, what: &str, s: &Summary) -> ApiError {
     let at = s.blocked_at.as_deref().unwrap_or("the conversation");
-    ApiError::blocked(code, format!("{what} blocked by policy: {} found in {at}", s.blocked_kinds()))
+    ApiError::blocked(
+        code,
+        format!(
+            "{what} blocked by policy: {} found in {at}",
+            s.blocked_kinds()
+        ),
+    )
 }
 
-async fn handle(gw: &Arc<Gateway>, ctx: &mut Ctx, headers: &HeaderMap, body: Body) -> Result<Reply, ApiError> {
+async fn handle(
+    gw: &Arc<Gateway>,
+    ctx: &mut Ctx,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Reply, ApiError> {
     ctx.rec.key_id = gw.authenticate(headers)?;
     let bytes = read_body(body, headers, gw.config().limits.max_body_bytes).await?;
-    let mut req: ChatCompletionRequest =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(describe_json_error(&e)))?;
+    let mut req: ChatCompletionRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(describe_json_error(&e)))?;
     drop(bytes);
     ctx.rec.model = req.model.chars().take(200).collect();
     ctx.rec.stream = req.stream == Some(true);
@@ -142,7 +153,9 @@ async fn handle(gw: &Arc<Gateway>, ctx: &mut Ctx, headers: &HeaderMap, body: Bod
         )));
     }
     let client_model = req.model.clone();
-    let (up, upstream_model) = gw.route(&req.model).ok_or_else(|| ApiError::model_not_found(&req.model))?;
+    let (up, upstream_model) = gw
+        .route(&req.model)
+        .ok_or_else(|| ApiError::model_not_found(&req.model))?;
     ctx.rec.upstream = up.name.clone();
     let stream = ctx.rec.stream;
     let insp = gw.inspector();
@@ -183,9 +196,19 @@ async fn handle(gw: &Arc<Gateway>, ctx: &mut Ctx, headers: &HeaderMap, body: Bod
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if stream && is_sse {
         let cfg = &gw.config().stream;
-        let guard = StreamGuard::new(gw.inspector(), canary, cfg.holdback_chars, cfg.max_hold_chars);
+        let guard = StreamGuard::new(
+            gw.inspector(),
+            canary,
+            cfg.holdback_chars,
+            cfg.max_hold_chars,
+        );
         let ctx = std::mem::replace(ctx, Ctx::new(""));
-        return Ok(Reply::Streaming(stream_response(Arc::clone(gw), resp, guard, ctx)));
+        return Ok(Reply::Streaming(stream_response(
+            Arc::clone(gw),
+            resp,
+            guard,
+            ctx,
+        )));
     }
     // non-streaming (or an upstream that answered a stream request with plain JSON)
     let limit = gw.config().limits.max_response_bytes;
@@ -193,7 +216,10 @@ async fn handle(gw: &Arc<Gateway>, ctx: &mut Ctx, headers: &HeaderMap, body: Bod
     ctx.upstream = t_up.elapsed();
     let body = body?;
     let mut completion: ChatCompletion = serde_json::from_slice(&body).map_err(|_| {
-        ApiError::bad_gateway(format!("upstream `{}` returned a body that is not a chat completion", up.name))
+        ApiError::bad_gateway(format!(
+            "upstream `{}` returned a body that is not a chat completion",
+            up.name
+        ))
     })?;
     if let Some(u) = completion.extra.get("usage").and_then(|u| u.as_object()) {
         for (k, v) in u {
@@ -218,8 +244,10 @@ async fn handle(gw: &Arc<Gateway>, ctx: &mut Ctx, headers: &HeaderMap, body: Bod
     }
     let json = serde_json::to_vec(&completion).map_err(|e| ApiError::internal(e.to_string()))?;
     let mut r = Response::new(Body::from(json));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     decorate(&mut r, &ctx.rec.request_id, ctx.overhead(), ctx.verdict);
     Ok(Reply::Done(r))
 }
@@ -232,11 +260,18 @@ fn decorate(r: &mut Response, rid: &str, overhead: Duration, verdict: Verdict) {
     if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1e3)) {
         h.insert("x-parapet-overhead-ms", v);
     }
-    h.insert("x-parapet-verdict", HeaderValue::from_static(verdict.as_str()));
+    h.insert(
+        "x-parapet-verdict",
+        HeaderValue::from_static(verdict.as_str()),
+    );
 }
 
 /// Sends the request; a connection failure (nothing was sent) is retried once.
-async fn send(up: &UpstreamClient, payload: Vec<u8>, stream: bool) -> Result<reqwest::Response, ApiError> {
+async fn send(
+    up: &UpstreamClient,
+    payload: Vec<u8>,
+    stream: bool,
+) -> Result<reqwest::Response, ApiError> {
     let payload = Bytes::from(payload);
     let mut attempt = 0;
     loop {
@@ -266,13 +301,19 @@ fn map_reqwest(e: &reqwest::Error, name: &str) -> ApiError {
     } else if e.is_connect() {
         ApiError::bad_gateway(format!("could not connect to upstream `{name}`"))
     } else if e.is_body() || e.is_decode() {
-        ApiError::bad_gateway(format!("upstream `{name}` failed: the response body could not be read"))
+        ApiError::bad_gateway(format!(
+            "upstream `{name}` failed: the response body could not be read"
+        ))
     } else {
         ApiError::bad_gateway(format!("upstream `{name}` failed: transport error"))
     }
 }
 
-async fn read_upstream(resp: reqwest::Response, limit: usize, left: Duration) -> Result<Bytes, ApiError> {
+async fn read_upstream(
+    resp: reqwest::Response,
+    limit: usize,
+    left: Duration,
+) -> Result<Bytes, ApiError> {
     let mut out = Vec::new();
     let mut s = resp.bytes_stream();
     let read = async {
@@ -285,7 +326,9 @@ async fn read_upstream(resp: reqwest::Response, limit: usize, left: Duration) ->
                 }
             })?;
             if out.len() + chunk.len() > limit {
-                return Err(ApiError::bad_gateway(format!("upstream answer exceeds {limit} bytes")));
+                return Err(ApiError::bad_gateway(format!(
+                    "upstream answer exceeds {limit} bytes"
+                )));
             }
             out.extend_from_slice(&chunk);
         }
@@ -293,7 +336,11 @@ async fn read_upstream(resp: reqwest::Response, limit: usize, left: Duration) ->
     };
     match tokio::time::timeout(left, read).await {
         Ok(r) => r?,
-        Err(_) => return Err(ApiError::gateway_timeout("upstream did not finish its answer in time")),
+        Err(_) => {
+            return Err(ApiError::gateway_timeout(
+                "upstream did not finish its answer in time",
+            ))
+        }
     }
     Ok(Bytes::from(out))
 }
@@ -301,21 +348,32 @@ async fn read_upstream(resp: reqwest::Response, limit: usize, left: Duration) ->
 /// An upstream error status: 4xx passes through with the upstream's error message (the request
 /// it refers to was already scanned and redacted), 504 stays 504, anything else becomes 502.
 async fn upstream_status(status: StatusCode, resp: reqwest::Response, name: &str) -> ApiError {
-    let body = read_upstream(resp, 64 << 10, Duration::from_secs(5)).await.ok();
+    let body = read_upstream(resp, 64 << 10, Duration::from_secs(5))
+        .await
+        .ok();
     let msg = body
         .as_deref()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-        .and_then(|v| v["error"]["message"].as_str().map(|s| s.chars().take(500).collect::<String>()));
+        .and_then(|v| {
+            v["error"]["message"]
+                .as_str()
+                .map(|s| s.chars().take(500).collect::<String>())
+        });
     if status == StatusCode::GATEWAY_TIMEOUT {
         return ApiError::gateway_timeout(format!("upstream `{name}` timed out"));
     }
     if status.is_client_error() {
-        let mut e = ApiError::bad_request(msg.unwrap_or_else(|| format!("upstream `{name}` refused the request")));
+        let mut e = ApiError::bad_request(
+            msg.unwrap_or_else(|| format!("upstream `{name}` refused the request")),
+        );
         e.status = status;
         e.code = "upstream_rejected";
         return e;
     }
-    ApiError::bad_gateway(format!("upstream `{name}` answered HTTP {}", status.as_u16()))
+    ApiError::bad_gateway(format!(
+        "upstream `{name}` answered HTTP {}",
+        status.as_u16()
+    ))
 }
 
 fn sse(payload: &str) -> Bytes {
@@ -334,10 +392,20 @@ impl From<GuardError> for Stop {
     }
 }
 
-fn stream_response(gw: Arc<Gateway>, resp: reqwest::Response, mut guard: StreamGuard, mut ctx: Ctx) -> Response {
+fn stream_response(
+    gw: Arc<Gateway>,
+    resp: reqwest::Response,
+    mut guard: StreamGuard,
+    mut ctx: Ctx,
+) -> Response {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(32);
     let mut headers_only = Response::new(Body::empty());
-    decorate(&mut headers_only, &ctx.rec.request_id, ctx.overhead(), ctx.verdict);
+    decorate(
+        &mut headers_only,
+        &ctx.rec.request_id,
+        ctx.overhead(),
+        ctx.verdict,
+    );
     crate::metrics::streams_in_flight(1.0);
     tokio::spawn(async move {
         let t_stream = Instant::now();
@@ -396,21 +464,30 @@ fn stream_response(gw: Arc<Gateway>, resp: reqwest::Response, mut guard: StreamG
             Err(None) => (Vec::new(), "client_disconnected"),
         };
         let mut delivered = outcome != "client_disconnected";
-        for b in tail.into_iter().chain(std::iter::once(Bytes::from_static(b"data: [DONE]\n\n"))) {
+        for b in tail
+            .into_iter()
+            .chain(std::iter::once(Bytes::from_static(b"data: [DONE]\n\n")))
+        {
             if delivered && tx.send(Ok(b)).await.is_err() {
                 delivered = false;
             }
         }
         ctx.absorb(guard.summary());
-        let outcome = if delivered { outcome } else { "client_disconnected" };
+        let outcome = if delivered {
+            outcome
+        } else {
+            "client_disconnected"
+        };
         ctx.finish(&gw, 200, outcome);
         crate::metrics::streams_in_flight(-1.0);
     });
     let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     let mut r = Response::new(body);
     *r.headers_mut() = std::mem::take(headers_only.headers_mut());
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r

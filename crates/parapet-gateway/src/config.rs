@@ -345,7 +345,10 @@ impl Config {
                 return Err(invalid(format!("auth.keys[{i}].id"), "must not be empty"));
             }
             if !ids.insert(k.id.as_str()) {
-                return Err(invalid(format!("auth.keys[{i}].id"), format!("duplicate id `{}`", k.id)));
+                return Err(invalid(
+                    format!("auth.keys[{i}].id"),
+                    format!("duplicate id `{}`", k.id),
+                ));
             }
             let alg = crate::identity::parse_hash(&k.hash)
                 .map_err(|m| invalid(format!("auth.keys[{i}].hash"), m))?
@@ -363,7 +366,10 @@ impl Config {
         let mut names = BTreeSet::new();
         for (i, u) in self.upstreams.iter().enumerate() {
             if !names.insert(u.name.as_str()) {
-                return Err(invalid(format!("upstreams[{i}].name"), format!("duplicate name `{}`", u.name)));
+                return Err(invalid(
+                    format!("upstreams[{i}].name"),
+                    format!("duplicate name `{}`", u.name),
+                ));
             }
             if !(u.base_url.starts_with("http://") || u.base_url.starts_with("https://")) {
                 return Err(invalid(
@@ -387,7 +393,10 @@ impl Config {
         let mut models = BTreeSet::new();
         for (i, m) in self.models.iter().enumerate() {
             if !models.insert(m.name.as_str()) {
-                return Err(invalid(format!("models[{i}].name"), format!("duplicate model `{}`", m.name)));
+                return Err(invalid(
+                    format!("models[{i}].name"),
+                    format!("duplicate model `{}`", m.name),
+                ));
             }
             if !names.contains(m.upstream.as_str()) {
                 return Err(invalid(
@@ -435,12 +444,21 @@ upstream = "local"
     fn errors_name_the_key() {
         let bad = OK.replace("upstream = \"local\"", "upstream = \"nope\"");
         let e = Config::from_toml_str(&bad).unwrap_err().to_string();
-        assert!(e.contains("models[0].upstream") && e.contains("nope"), "{e}");
-        let e = Config::from_toml_str(&format!("listne = \"x\"\n{OK}")).unwrap_err().to_string();
+        assert!(
+            e.contains("models[0].upstream") && e.contains("nope"),
+            "{e}"
+        );
+        let e = Config::from_toml_str(&format!("listne = \"x\"\n{OK}"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listne") && e.contains("line 1"), "{e}");
-        let e = Config::from_toml_str(&format!("listen = \"0.0.0.0:80\"\n{OK}")).unwrap_err().to_string();
+        let e = Config::from_toml_str(&format!("listen = \"0.0.0.0:80\"\n{OK}"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`listen`") && e.contains("loopback"), "{e}");
-        let e = Config::from_toml_str(&OK.replace("auth.required = false", "")).unwrap_err().to_string();
+        let e = Config::from_toml_str(&OK.replace("auth.required = false", ""))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("auth.keys"), "{e}");
         let bad = OK.replace("http://127", "ftp://127");
         let e = Config::from_toml_str(&bad).unwrap_err().to_string();
@@ -451,13 +469,23 @@ upstream = "local"
     fn key_hashes_are_validated() {
         let with_key = |h: &str, pepper: bool| {
             let p = if pepper { "pepper_env = \"P\"\n" } else { "" };
-            format!("[auth]\n{p}[[auth.keys]]\nid = \"a\"\nhash = \"{h}\"\n{}", OK.replace("auth.required = false", ""))
+            format!(
+                "[auth]\n{p}[[auth.keys]]\nid = \"a\"\nhash = \"{h}\"\n{}",
+                OK.replace("auth.required = false", "")
+            )
         };
         let hex = "ab".repeat(32);
         assert!(Config::from_toml_str(&with_key(&format!("sha256:{hex}"), false)).is_ok());
-        let e = Config::from_toml_str(&with_key(&format!("hmac-sha256:{hex}"), false)).unwrap_err().to_string();
-        assert!(e.contains("auth.keys[0].hash") && e.contains("pepper_env"), "{e}");
-        let e = Config::from_toml_str(&with_key("sha256:xyz", false)).unwrap_err().to_string();
+        let e = Config::from_toml_str(&with_key(&format!("hmac-sha256:{hex}"), false))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("auth.keys[0].hash") && e.contains("pepper_env"),
+            "{e}"
+        );
+        let e = Config::from_toml_str(&with_key("sha256:xyz", false))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("auth.keys[0].hash"), "{e}");
     }
 }

@@ -19,7 +19,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             message: message.into(),
@@ -29,11 +34,21 @@ impl ApiError {
     }
     /// 400: the request body is not valid.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+            message,
+        )
     }
     /// 401: no key, or a key that matches none configured.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key", message)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid_api_key",
+            message,
+        )
     }
     /// 403: refused by policy.
     pub fn blocked(code: &'static str, message: impl Into<String>) -> Self {
@@ -41,7 +56,12 @@ impl ApiError {
     }
     /// 404: unknown path.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", message)
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            message,
+        )
     }
     /// 404: unknown model.
     pub fn model_not_found(model: &str) -> Self {
@@ -64,15 +84,30 @@ impl ApiError {
     }
     /// 502: the upstream failed or answered something unusable.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "upstream_error", "bad_gateway", message)
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "bad_gateway",
+            message,
+        )
     }
     /// 504: the upstream did not answer in time.
     pub fn gateway_timeout(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "upstream_error", "upstream_timeout", message)
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_error",
+            "upstream_timeout",
+            message,
+        )
     }
     /// 500: a failure inside the gateway (scanning failed: fail closed).
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error", message)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal_error",
+            message,
+        )
     }
 
     /// The JSON body.
@@ -95,7 +130,9 @@ pub fn describe_json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let at = format!("line {} column {}", e.line(), e.column());
     match e.classify() {
-        Category::Io | Category::Eof => format!("request body is not complete JSON (ended at {at})"),
+        Category::Io | Category::Eof => {
+            format!("request body is not complete JSON (ended at {at})")
+        }
         Category::Syntax => format!("request body is not valid JSON: syntax error at {at}"),
         Category::Data => {
             let msg = e.to_string();

@@ -10,7 +10,9 @@
 //! | answer tool-call arguments | PII, secrets, canary | context `output` |
 
 use crate::output::{canary_findings, exfil_findings, LinkPolicy};
-use crate::wire::{ChatCompletion, ChatCompletionRequest, ChatMessage, ContentPart, MessageContent};
+use crate::wire::{
+    ChatCompletion, ChatCompletionRequest, ChatMessage, ContentPart, MessageContent,
+};
 use parapet_core::{Finding, Kind, Verdict};
 use parapet_detect::{redact, Engine, RedactStyle, ScanOptions};
 use parapet_policy::{Decision, Policy};
@@ -197,8 +199,8 @@ impl Inspector {
     pub fn check(&self, text: &str, source: Source, canary: Option<&str>) -> Checked {
         let (findings, scores) = self.findings(text, source, canary);
         let decision = self.policy(source).decide(&findings, &scores);
-        let redacted = (decision.verdict == Verdict::Redact && !decision.redact.is_empty())
-            .then(|| {
+        let redacted =
+            (decision.verdict == Verdict::Redact && !decision.redact.is_empty()).then(|| {
                 let fs = decision.redact.iter().filter_map(|&i| findings.get(i));
                 redact(text, fs, self.style)
             });
@@ -244,7 +246,14 @@ impl Inspector {
         }
     }
 
-    fn check_message(&self, m: &mut ChatMessage, source: Source, canary: Option<&str>, sum: &mut Summary, at: &str) {
+    fn check_message(
+        &self,
+        m: &mut ChatMessage,
+        source: Source,
+        canary: Option<&str>,
+        sum: &mut Summary,
+        at: &str,
+    ) {
         if let Some(c) = &mut m.content {
             self.check_content(c, source, canary, sum, at);
         }
@@ -255,7 +264,13 @@ impl Inspector {
         };
         for (j, tc) in m.tool_calls.iter_mut().flatten().enumerate() {
             if let Some(a) = tc.function.as_mut().and_then(|f| f.arguments.as_mut()) {
-                self.check_in_place(a, args_source, canary, sum, &format!("{at}.tool_calls[{j}]"));
+                self.check_in_place(
+                    a,
+                    args_source,
+                    canary,
+                    sum,
+                    &format!("{at}.tool_calls[{j}]"),
+                );
             }
         }
         if let Some(a) = m.function_call.as_mut().and_then(|f| f.arguments.as_mut()) {
@@ -281,7 +296,13 @@ impl Inspector {
         let mut sum = Summary::default();
         for (i, ch) in resp.choices.iter_mut().enumerate() {
             if let Some(m) = &mut ch.message {
-                self.check_message(m, Source::Output, canary, &mut sum, &format!("choices[{i}]"));
+                self.check_message(
+                    m,
+                    Source::Output,
+                    canary,
+                    &mut sum,
+                    &format!("choices[{i}]"),
+                );
             }
         }
         sum
@@ -363,7 +384,10 @@ mod tests {
             {"role":"user","content":"thanks"}]}));
         let s = i.inspect_request(&mut r);
         assert_eq!(s.verdict, Verdict::Block);
-        assert_eq!(s.blocked_at.as_deref(), Some("messages[0] (user).content[1]"));
+        assert_eq!(
+            s.blocked_at.as_deref(),
+            Some("messages[0] (user).content[1]")
+        );
     }
 
     #[test]
@@ -371,11 +395,14 @@ mod tests {
         let i = insp();
         let c = new_canary();
         assert!(c.starts_with("pcy-") && c.len() == 36 && c != new_canary());
-        let mut r = req(json!({"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}));
+        let mut r = req(
+            json!({"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}),
+        );
         assert!(insert_canary(&mut r, &c));
         assert!(matches!(&r.messages[0].content, Some(MessageContent::Text(t)) if t.contains(&c)));
         let mut resp: ChatCompletion = serde_json::from_value(json!({"choices":[
-            {"index":0,"message":{"role":"assistant","content":format!("my prompt says [{c}]")}}]})).unwrap();
+            {"index":0,"message":{"role":"assistant","content":format!("my prompt says [{c}]")}}]}))
+        .unwrap();
         let s = i.inspect_response(&mut resp, Some(&c));
         assert_eq!(s.verdict, Verdict::Block);
         assert_eq!(s.blocked_kinds(), "system_prompt_leak");
@@ -391,6 +418,9 @@ mod tests {
         let s = i.inspect_response(&mut resp, None);
         assert_eq!(s.verdict, Verdict::Redact);
         let m = resp.choices[0].message.as_ref().unwrap();
-        assert!(matches!(&m.content, Some(MessageContent::Text(t)) if t == "Done <EXFIL_IMAGE> ok"), "{m:?}");
+        assert!(
+            matches!(&m.content, Some(MessageContent::Text(t)) if t == "Done <EXFIL_IMAGE> ok"),
+            "{m:?}"
+        );
     }
 }

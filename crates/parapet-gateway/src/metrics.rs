@@ -21,8 +21,8 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
     static H: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     H.get_or_init(|| {
         let buckets = [
-            0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            60.0,
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0,
         ];
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
@@ -50,7 +50,11 @@ pub fn request(rec: &AuditRecord, model_label: &str) {
     for (kind, n) in &rec.findings {
         metrics::counter!("parapet_findings_total", "kind" => kind.clone()).increment(*n);
     }
-    for (part, ms) in [("total", rec.total_ms), ("upstream", rec.upstream_ms), ("overhead", rec.overhead_ms)] {
+    for (part, ms) in [
+        ("total", rec.total_ms),
+        ("upstream", rec.upstream_ms),
+        ("overhead", rec.overhead_ms),
+    ] {
         metrics::histogram!("parapet_request_duration_seconds", "part" => part).record(ms / 1e3);
     }
 }

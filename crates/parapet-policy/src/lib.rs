@@ -270,7 +270,7 @@ impl Policy {
     /// single finding, such as the classifier's probability).
     pub fn decide(&self, findings: &[Finding], scores: &BTreeMap<Kind, f32>) -> Decision {
         let mut d = Decision::default();
-        let mut raise = |d: &mut Decision, kind: Kind, v: Verdict| {
+        let raise = |d: &mut Decision, kind: Kind, v: Verdict| {
             if v > Verdict::Allow {
                 let e = d.triggered.entry(kind).or_insert(v);
                 *e = (*e).max(v);

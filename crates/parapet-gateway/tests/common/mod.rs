@@ -40,10 +40,20 @@ pub struct Fake {
 
 impl Fake {
     pub fn bodies(&self) -> Vec<Value> {
-        self.received.lock().unwrap().iter().map(|(_, b)| b.clone()).collect()
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
     }
     pub fn auth(&self) -> Vec<Option<String>> {
-        self.received.lock().unwrap().iter().map(|(a, _)| a.clone()).collect()
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(a, _)| a.clone())
+            .collect()
     }
 }
 
@@ -52,9 +62,16 @@ struct FakeState {
     received: Arc<Mutex<Vec<(Option<String>, Value)>>>,
 }
 
-async fn fake_handler(State(s): State<Arc<FakeState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn fake_handler(
+    State(s): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let auth = headers.get("authorization").and_then(|h| h.to_str().ok()).map(str::to_string);
+    let auth = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
     s.received.lock().unwrap().push((auth, v.clone()));
     let frames = match &s.reply {
         Reply::Json(j) => return axum::Json(j.clone()).into_response(),
@@ -105,7 +122,10 @@ pub fn sse_deltas(deltas: &[String]) -> Vec<String> {
             "model": "up-model", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
         format!("data: {c}\n\n")
     };
-    let mut out = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut out = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     for d in deltas {
         out.push(chunk(json!({"content": d}), Value::Null));
     }
@@ -129,12 +149,22 @@ fn engine() -> Arc<parapet_detect::Engine> {
 }
 
 /// Starts a gateway in front of `up` with extra TOML (top-level keys first) and policy TOML.
-pub async fn gateway_with(up: SocketAddr, top: &str, tail: &str, policy: Option<&str>) -> SocketAddr {
+pub async fn gateway_with(
+    up: SocketAddr,
+    top: &str,
+    tail: &str,
+    policy: Option<&str>,
+) -> SocketAddr {
     gateway_full(up, top, tail, policy).await.0
 }
 
 /// As [`gateway_with`], also returning the gateway (to close its audit log).
-pub async fn gateway_full(up: SocketAddr, top: &str, tail: &str, policy: Option<&str>) -> (SocketAddr, Arc<Gateway>) {
+pub async fn gateway_full(
+    up: SocketAddr,
+    top: &str,
+    tail: &str,
+    policy: Option<&str>,
+) -> (SocketAddr, Arc<Gateway>) {
     let hash = parapet_gateway::identity::hash_key(Some(PEPPER.as_bytes()), KEY);
     let toml = format!(
         r#"{top}
@@ -174,7 +204,11 @@ upstream_model = "real-model"
     let gw = Arc::new(Gateway::with_parts(cfg, engine(), &policy, &env).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(parapet_gateway::serve(Arc::clone(&gw), listener, std::future::pending()));
+    tokio::spawn(parapet_gateway::serve(
+        Arc::clone(&gw),
+        listener,
+        std::future::pending(),
+    ));
     (addr, gw)
 }
 
@@ -192,7 +226,12 @@ pub async fn post(gw: SocketAddr, path: &str, body: &Value) -> (u16, HeaderMap, 
     post_raw(gw, path, serde_json::to_vec(body).unwrap(), Some(KEY)).await
 }
 
-pub async fn post_raw(gw: SocketAddr, path: &str, body: Vec<u8>, key: Option<&str>) -> (u16, HeaderMap, Value) {
+pub async fn post_raw(
+    gw: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+    key: Option<&str>,
+) -> (u16, HeaderMap, Value) {
     let mut rb = client()
         .post(format!("http://{gw}{path}"))
         .header("content-type", "application/json")
@@ -204,7 +243,11 @@ pub async fn post_raw(gw: SocketAddr, path: &str, body: Vec<u8>, key: Option<&st
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let bytes = r.bytes().await.unwrap();
-    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// The SSE `data` payloads of a streamed response.
@@ -233,7 +276,11 @@ pub fn streamed_text(events: &[String]) -> String {
     events
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect()
 }
 
