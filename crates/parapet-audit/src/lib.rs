@@ -38,7 +38,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 /// One request's audit record. No prompt or answer text, only kinds, counts and locations.
@@ -418,13 +418,15 @@ impl AuditWriter {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        match guard.as_ref().map(|tx| tx.try_send(r)) {
-            Some(Ok(())) => {
-                self.depth.fetch_add(1, Ordering::Relaxed);
-            }
-            Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let queued = match guard.as_ref() {
+            Some(tx) => tx.try_send(r).is_ok(),
+            None => false,
+        };
+        if queued {
+            self.depth.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // queue full or writer closed
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -69,10 +69,7 @@ impl SseFramer {
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<String>, GuardError> {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
-        loop {
-            let Some((end, next)) = find_event_end(&self.buf) else {
-                break;
-            };
+        while let Some((end, next)) = find_event_end(&self.buf) {
             let ev: Vec<u8> = self.buf.drain(..next).take(end).collect();
             let text = String::from_utf8(ev)
                 .map_err(|_| GuardError::Malformed("event is not UTF-8".into()))?;

@@ -15,6 +15,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+/// Builds stream deltas from the received request.
+pub type DeltaFn = Arc<dyn Fn(&Value) -> Vec<String> + Send + Sync>;
+/// Builds a JSON answer from the received request.
+pub type JsonFn = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
+/// What the fake upstream received: the `Authorization` header and the body.
+pub type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
 /// How the fake upstream answers.
 #[derive(Clone)]
 pub enum Reply {
@@ -25,9 +32,9 @@ pub enum Reply {
     /// 200 `text/event-stream`, each string sent as its own body frame.
     Raw(Vec<String>),
     /// A stream whose text deltas are computed from the received request.
-    StreamFrom(Arc<dyn Fn(&Value) -> Vec<String> + Send + Sync>),
+    StreamFrom(DeltaFn),
     /// A JSON answer computed from the received request.
-    JsonFrom(Arc<dyn Fn(&Value) -> Value + Send + Sync>),
+    JsonFrom(JsonFn),
     /// Sleep, then answer with this JSON.
     Slow(u64, Value),
 }
@@ -35,7 +42,7 @@ pub enum Reply {
 #[derive(Clone)]
 pub struct Fake {
     pub addr: SocketAddr,
-    pub received: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    pub received: Received,
 }
 
 impl Fake {
@@ -59,7 +66,7 @@ impl Fake {
 
 struct FakeState {
     reply: Reply,
-    received: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    received: Received,
 }
 
 async fn fake_handler(
