@@ -251,3 +251,76 @@ async fn blocked_input_never_opens_a_stream() {
     assert!(events[0].contains("input_blocked"));
     assert!(up.bodies().is_empty());
 }
+
+#[tokio::test]
+async fn stalled_upstream_stream_ends_with_an_error_event() {
+    let mut frames = sse_deltas(&["Hello ".to_string(), "world".to_string()]);
+    frames.insert(2, "<stall:2000>".to_string());
+    let up = fake(Reply::Raw(frames)).await;
+    let gw = gateway_with(up.addr, "", &holdback(64), None).await;
+    let t = std::time::Instant::now();
+    let (_, events) = post_stream(gw, &stream_req("hi")).await;
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(1800),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_well_formed(&events);
+    let err: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(err["error"]["code"], "bad_upstream_stream");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stalled"),
+        "{err}"
+    );
+    assert!(!streamed_text(&events).contains("Hello"));
+}
+
+#[tokio::test]
+async fn streamed_tool_call_arguments_are_scanned() {
+    let frames_for = |canary: &str| {
+        let chunk = |delta: Value, finish: Value| {
+            format!(
+                "data: {}\n\n",
+                json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
+                "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            )
+        };
+        vec![
+            chunk(
+                json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                "function": {"name": "send", "arguments": "{\"body\":\""}}]}),
+                Value::Null,
+            ),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": &canary[..12]}}]}),
+                Value::Null,
+            ),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": format!("{}\"}}", &canary[12..])}}]}),
+                Value::Null,
+            ),
+            chunk(json!({}), json!("tool_calls")),
+            "data: [DONE]\n\n".to_string(),
+        ]
+    };
+    let reply = Reply::RawFrom(Arc::new(move |req: &Value| {
+        let sys = req["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let i = sys.find("pcy-").expect("canary inserted");
+        frames_for(&sys[i..i + 36])
+    }));
+    let up = fake(reply).await;
+    let gw = gateway_with(up.addr, "", "[output]\ncanary = true", None).await;
+    let body = json!({"model": "gpt-4o", "stream": true, "messages": [
+        {"role": "system", "content": "secret"}, {"role": "user", "content": "email it"}]});
+    let (_, events) = post_stream(gw, &body).await;
+    assert_well_formed(&events);
+    let err: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(err["error"]["code"], "output_blocked");
+    assert!(events.iter().all(|e| !e.contains("pcy-")), "{events:?}");
+}

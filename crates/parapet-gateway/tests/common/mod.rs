@@ -33,6 +33,8 @@ pub enum Reply {
     Raw(Vec<String>),
     /// A stream whose text deltas are computed from the received request.
     StreamFrom(DeltaFn),
+    /// Raw SSE frames computed from the received request.
+    RawFrom(DeltaFn),
     /// A JSON answer computed from the received request.
     JsonFrom(JsonFn),
     /// Sleep, then answer with this JSON.
@@ -92,9 +94,18 @@ async fn fake_handler(
         }
         Reply::Raw(frames) => frames.clone(),
         Reply::StreamFrom(f) => sse_deltas(&f(&v)),
+        Reply::RawFrom(f) => f(&v),
     };
     let stream = futures_util::stream::unfold(frames.into_iter(), |mut it| async move {
-        let next = it.next()?;
+        let mut next = it.next()?;
+        // `<stall:MS>` frames pause the stream, then send the next frame
+        while let Some(ms) = next
+            .strip_prefix("<stall:")
+            .and_then(|r| r.strip_suffix('>'))
+        {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+            next = it.next()?;
+        }
         tokio::time::sleep(Duration::from_millis(2)).await;
         Some((Ok::<_, std::io::Error>(Bytes::from(next)), it))
     });
@@ -186,6 +197,7 @@ name = "fake"
 base_url = "http://{up}/v1"
 api_key_env = "UP_KEY"
 timeout_ms = 500
+idle_timeout_ms = 300
 
 [[models]]
 name = "gpt-4o"
