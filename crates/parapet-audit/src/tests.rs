@@ -29,7 +29,7 @@ fn rec(i: u64) -> AuditRecord {
         status: 200,
         verdict: "allow".into(),
         findings: BTreeMap::from([("pii".to_string(), i)]),
-        total_ms: 1.25,
+        total_us: 1250,
         ..AuditRecord::default()
     }
 }

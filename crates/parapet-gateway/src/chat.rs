@@ -68,12 +68,12 @@ impl Ctx {
         self.rec.outcome = outcome.into();
         self.rec.verdict = self.verdict.as_str().into();
         self.rec.decided = self.decided.as_str().into();
-        self.rec.total_ms = total.as_secs_f64() * 1e3;
-        self.rec.upstream_ms = self.upstream.as_secs_f64() * 1e3;
-        self.rec.overhead_ms = total.saturating_sub(self.upstream).as_secs_f64() * 1e3;
+        self.rec.total_us = total.as_micros() as u64;
+        self.rec.upstream_us = self.upstream.as_micros() as u64;
+        self.rec.overhead_us = total.saturating_sub(self.upstream).as_micros() as u64;
         tracing::info!(request_id = %self.rec.request_id, key_id = %self.rec.key_id,
             model = %self.rec.model, status, outcome, verdict = %self.rec.verdict,
-            overhead_ms = self.rec.overhead_ms, "request");
+            overhead_us = self.rec.overhead_us, "request");
         gw.record(self.rec);
     }
 }

@@ -50,12 +50,13 @@ pub fn request(rec: &AuditRecord, model_label: &str) {
     for (kind, n) in &rec.findings {
         metrics::counter!("parapet_findings_total", "kind" => kind.clone()).increment(*n);
     }
-    for (part, ms) in [
-        ("total", rec.total_ms),
-        ("upstream", rec.upstream_ms),
-        ("overhead", rec.overhead_ms),
+    for (part, us) in [
+        ("total", rec.total_us),
+        ("upstream", rec.upstream_us),
+        ("overhead", rec.overhead_us),
     ] {
-        metrics::histogram!("parapet_request_duration_seconds", "part" => part).record(ms / 1e3);
+        metrics::histogram!("parapet_request_duration_seconds", "part" => part)
+            .record(us as f64 / 1e6);
     }
 }
 
