@@ -12,7 +12,11 @@ fn inspector() -> Arc<Inspector> {
     static I: OnceLock<Arc<Inspector>> = OnceLock::new();
     Arc::clone(I.get_or_init(|| {
         let engine = Arc::new(parapet_detect::Engine::builtin().expect("built-in rules"));
-        Arc::new(Inspector::new(engine, &parapet_policy::Policy::builtin(), LinkPolicy::default()))
+        Arc::new(Inspector::new(
+            engine,
+            &parapet_policy::Policy::builtin(),
+            LinkPolicy::default(),
+        ))
     }))
 }
 
@@ -22,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = serde_json::to_vec(&req);
     }
     let text = String::from_utf8_lossy(data);
-    let links = LinkPolicy { allowed_domains: vec!["example.com".into()], check_links: true };
+    let links = LinkPolicy {
+        allowed_domains: vec!["example.com".into()],
+        check_links: true,
+    };
     for f in exfil_findings(&text, &links) {
         assert!(f.span.start <= f.span.end && f.span.end <= text.chars().count());
     }

@@ -2,7 +2,7 @@
 //! audit record per request whatever the outcome.
 
 use crate::error::{describe_json_error, ApiError};
-use crate::inspect::{insert_canary, new_canary, Summary};
+use crate::inspect::{new_canary, LeakGuard, Summary};
 use crate::server::{read_body, Gateway, UpstreamClient};
 use crate::stream::{GuardError, SseFramer, StreamGuard};
 use crate::wire::{ChatCompletion, ChatCompletionRequest};
@@ -170,8 +170,7 @@ async fn handle(
         return Err(blocked("input_blocked", "request", &input));
     }
     let canary = if gw.config().output.canary {
-        let c = new_canary();
-        insert_canary(&mut req, &c).then_some(c)
+        LeakGuard::install(&mut req)
     } else {
         None
     };
@@ -230,7 +229,7 @@ async fn handle(
     }
     let insp = gw.inspector();
     let (mut completion, output) = tokio::task::spawn_blocking(move || {
-        let s = insp.inspect_response(&mut completion, canary.as_deref());
+        let s = insp.inspect_response(&mut completion, canary.as_ref());
         (completion, s)
     })
     .await

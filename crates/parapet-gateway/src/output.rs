@@ -279,6 +279,50 @@ pub fn canary_findings(text: &str, canary: &str) -> Vec<Finding> {
         .collect()
 }
 
+/// Length (code points) of the system-prompt stretches an answer must not reproduce.
+pub const REPRO_WINDOW: usize = 64;
+
+/// [`Kind::SystemPromptLeak`] findings where `text` reproduces `window` consecutive code points
+/// of `secret` verbatim (windows taken every `window / 2` code points, so any verbatim copy of
+/// `1.5 × window` code points is found). Prompts shorter than `window` are not checked.
+pub fn reproduction_findings(text: &str, secret: &str, window: usize) -> Vec<Finding> {
+    let window = window.max(8);
+    let starts: Vec<usize> = secret
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain([secret.len()])
+        .collect();
+    let n = starts.len() - 1;
+    if n < window || text.len() < window {
+        return Vec::new();
+    }
+    let ix = CharIndex::new(text);
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let to = (from + window).min(n);
+        let chunk = &secret[starts[from]..starts[to]];
+        if let Some(b) = text.find(chunk) {
+            out.push(
+                Finding::new(
+                    "output.system_prompt_reproduction",
+                    Kind::SystemPromptLeak,
+                    Span::new(ix.char_of(b), ix.char_of(b + chunk.len())),
+                    0.9,
+                    "the answer reproduces part of the system prompt verbatim",
+                )
+                .with_entity("SYSTEM_PROMPT"),
+            );
+            break;
+        }
+        if to == n {
+            break;
+        }
+        from = (from + window / 2).min(n - window);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,8 @@
 //! Limit (documented): a value longer than `holdback` can be released in part before it is
 //! recognised; set `holdback_chars` above the longest value a detector must see whole.
 
-use crate::inspect::{Inspector, Source, Summary};
+use crate::inspect::{Inspector, LeakGuard, Source, Summary};
+use crate::output::REPRO_WINDOW;
 use crate::wire::{ChatCompletionChunk, ChunkChoice, Delta, FunctionCall, ToolCall};
 use parapet_core::{Finding, Kind, Span, Verdict};
 use parapet_detect::redact;
@@ -165,7 +166,7 @@ pub const MAX_TOOL_ARGS_BYTES: usize = 1 << 20;
 #[derive(Debug)]
 pub struct StreamGuard {
     insp: Arc<Inspector>,
-    canary: Option<String>,
+    canary: Option<LeakGuard>,
     holdback: usize,
     max_hold: usize,
     texts: BTreeMap<u32, TextState>,
@@ -230,16 +231,24 @@ fn open_construct(s: &str) -> Option<usize> {
 }
 
 impl StreamGuard {
-    /// A guard holding back `holdback` code points (at least the canary's length + 1) and
+    /// A guard holding back `holdback` code points (at least the canary's length + 1, and
+    /// the system-prompt window + 1 when a system prompt is guarded) and
     /// waiting at most `max_hold` for an unfinished link or image.
     pub fn new(
         insp: Arc<Inspector>,
-        canary: Option<String>,
+        canary: Option<LeakGuard>,
         holdback: usize,
         max_hold: usize,
     ) -> Self {
         let holdback = holdback
-            .max(canary.as_ref().map_or(0, |c| c.chars().count() + 1))
+            .max(canary.as_ref().map_or(0, |c| {
+                let repro = if c.system_prompt.is_some() {
+                    REPRO_WINDOW + 1
+                } else {
+                    0
+                };
+                (c.canary.chars().count() + 1).max(repro)
+            }))
             .max(1);
         StreamGuard {
             insp,
@@ -388,7 +397,7 @@ impl StreamGuard {
             let canary = self.canary.clone();
             let args = std::mem::take(&mut st.args);
             let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                insp.check(&args, Source::OutputToolArgs, canary.as_deref())
+                insp.check(&args, Source::OutputToolArgs, canary.as_ref())
             }))
             .map_err(|_| GuardError::ScanFailed)?;
             self.summary
@@ -427,7 +436,7 @@ impl StreamGuard {
         let ctx_n = st.ctx.chars().count();
         let pend_n = st.pending.chars().count();
         let insp = Arc::clone(&self.insp);
-        let canary = self.canary.as_deref();
+        let canary = self.canary.as_ref();
         let (findings, _) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             insp.findings(&full, Source::Output, canary)
         }))

@@ -1,7 +1,7 @@
 //! Property tests of the hold-back guard: for any chunking of the generated text, clean text
 //! arrives intact, and a secret value (the canary) never has a fragment released.
 
-use parapet_gateway::inspect::Inspector;
+use parapet_gateway::inspect::{Inspector, LeakGuard};
 use parapet_gateway::output::LinkPolicy;
 use parapet_gateway::stream::{GuardError, StreamGuard};
 use proptest::prelude::*;
@@ -84,7 +84,7 @@ proptest! {
                                     cuts in proptest::collection::vec(0usize..200, 0..12)) {
         let canary = "pcy-00112233445566778899aabbccddeeff".to_string();
         let text = format!("{prefix}{canary}{suffix}");
-        let mut g = StreamGuard::new(inspector(), Some(canary.clone()), 1, 4096);
+        let mut g = StreamGuard::new(inspector(), Some(LeakGuard { canary: canary.clone(), system_prompt: None }), 1, 4096);
         let (released, err) = run(&mut g, &split(&text, &cuts));
         prop_assert!(matches!(err, Some(GuardError::Blocked(_))), "{:?}", err);
         let out = released.concat();
