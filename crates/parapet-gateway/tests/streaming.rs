@@ -324,3 +324,45 @@ async fn streamed_tool_call_arguments_are_scanned() {
     assert_eq!(err["error"]["code"], "output_blocked");
     assert!(events.iter().all(|e| !e.contains("pcy-")), "{events:?}");
 }
+
+#[tokio::test]
+async fn client_disconnect_mid_stream_is_audited() {
+    let dir = std::env::temp_dir().join(format!("parapet-gw-disc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("audit.db");
+    let _ = std::fs::remove_file(&db);
+    let mut frames = sse_deltas(&[
+        "first part of the answer ".to_string(),
+        "second part".to_string(),
+    ]);
+    frames.insert(2, "<stall:250>".to_string());
+    let up = fake(Reply::Raw(frames)).await;
+    let tail = format!(
+        "[stream]\nholdback_chars = 4\n[audit]\npath = \"{}\"",
+        db.display()
+    );
+    let (gw, handle) = gateway_full(up.addr, "", &tail, None).await;
+    let r = client()
+        .post(format!("http://{gw}/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&stream_req("hi")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut s = r.bytes_stream();
+    use futures_util::StreamExt;
+    let first = s.next().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    drop(s); // the client goes away during the stall
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    handle.close_audit();
+    let sink = parapet_audit::SqliteSink::open(&db).unwrap();
+    let mut out = Vec::new();
+    parapet_audit::export(&sink, 1, &mut out).unwrap();
+    let rec: Value =
+        serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(rec["record"]["outcome"], "client_disconnected", "{rec}");
+    assert_eq!(rec["record"]["stream"], true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
