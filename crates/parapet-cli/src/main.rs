@@ -11,6 +11,7 @@ mod cmd_scan;
 mod cmd_serve;
 mod cmd_train;
 mod table;
+mod cmd_model;
 
 /// Parapet: security for large language models.
 #[derive(Parser)]
@@ -30,6 +31,8 @@ enum Command {
     Train(cmd_train::TrainArgs),
     /// Print version and build information.
     Version,
+    /// Supply-chain checks for model files: scan, hash, keygen, sign, verify, bom.
+    Model(cmd_model::Args),
     /// Run the OpenAI-compatible security gateway.
     Serve(cmd_serve::ServeArgs),
     /// Verify or export the gateway's audit log.
@@ -46,6 +49,7 @@ fn main() {
             println!("parapet {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
+        Command::Model(a) => cmd_model::run(a),
         Command::Serve(args) => cmd_serve::run(args),
         Command::Audit(args) => cmd_audit::run(args),
     };

@@ -43,7 +43,10 @@ impl Span {
     /// Builds a span; if `end < start` the two are swapped so the span is always valid.
     pub fn new(start: usize, end: usize) -> Self {
         if end < start {
-            Span { start: end, end: start }
+            Span {
+                start: end,
+                end: start,
+            }
         } else {
             Span { start, end }
         }
@@ -247,9 +250,14 @@ impl Verdict {
     }
     /// Parses a lower-case name; `None` otherwise.
     pub fn parse(s: &str) -> Option<Verdict> {
-        [Verdict::Allow, Verdict::Flag, Verdict::Redact, Verdict::Block]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Verdict::Allow,
+            Verdict::Flag,
+            Verdict::Redact,
+            Verdict::Block,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 

@@ -4,8 +4,9 @@
 //! **Features.** The text is lower-cased; features are word unigrams and bigrams and
 //! character 3- and 4-grams inside words (with word-boundary markers), hashed with 64-bit
 //! FNV-1a into `2^bits` buckets (the "hashing trick", Weinberger et al., ICML 2009). The
-//! feature vector is `x = (1/√N) Σ e_h(g)` over all `N` n-gram occurrences (term
-//! frequencies, L2-style length normalization), so no per-call allocation is needed.
+//! feature vector holds the term frequency of each bucket, L2-normalized (`x = tf / ‖tf‖₂`,
+//! as scikit-learn's `TfidfVectorizer(use_idf=False)`), so repeating a text does not change
+//! its score.
 //!
 //! **Model.** Three heads — `injection`, `jailbreak`, `harmful` — each
 //! `p = σ(a·(w·x + b) + c)`: a logistic regression trained with class-balanced L2-regularised
@@ -60,7 +61,6 @@ pub struct Classifier {
     meta: ModelMeta,
     /// `2^bits × HEADS` weights, head-minor.
     weights: Vec<f32>,
-    mask: u64,
 }
 
 impl std::fmt::Debug for Classifier {
@@ -140,6 +140,38 @@ pub fn for_each_feature(text: &str, mut f: impl FnMut(u64)) -> usize {
     n
 }
 
+/// The L2-normalized term-frequency vector of `text` over `2^bits` buckets, as sorted
+/// `(bucket, value)` pairs.
+pub fn vectorize(text: &str, bits: u32) -> Vec<(u32, f32)> {
+    let mask = (1u64 << bits) - 1;
+    // open-addressing accumulation (no sort): at most ~3 features per input byte
+    let cap = (text.len() * 6 + 64).next_power_of_two();
+    let slot_mask = cap - 1;
+    let mut keys = vec![u32::MAX; cap];
+    let mut counts = vec![0f32; cap];
+    let mut used: Vec<usize> = Vec::with_capacity(text.len() * 2 + 8);
+    for_each_feature(text, |h| {
+        let key = (h & mask) as u32;
+        let mut slot = (key.wrapping_mul(0x9e37_79b1) as usize) & slot_mask;
+        loop {
+            if keys[slot] == key {
+                counts[slot] += 1.0;
+                break;
+            }
+            if keys[slot] == u32::MAX {
+                keys[slot] = key;
+                counts[slot] = 1.0;
+                used.push(slot);
+                break;
+            }
+            slot = (slot + 1) & slot_mask;
+        }
+    });
+    let norm = used.iter().map(|&s| counts[s] * counts[s]).sum::<f32>().sqrt();
+    let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    used.into_iter().map(|s| (keys[s], counts[s] * inv)).collect()
+}
+
 impl Classifier {
     /// The classifier shipped in `models/pi-linear/`, embedded at build time.
     ///
@@ -180,20 +212,12 @@ impl Classifier {
         if let Some(i) = w.iter().position(|x| !x.is_finite()) {
             return Err(ModelError::NonFinite(i));
         }
-        Ok(Classifier {
-            mask: (1u64 << meta.bits) - 1,
-            meta,
-            weights: w,
-        })
+        Ok(Classifier { meta, weights: w })
     }
 
     /// Builds a classifier from trained parts (used by the trainer).
     pub fn from_trained(meta: ModelMeta, weights: Vec<f32>) -> Classifier {
-        Classifier {
-            mask: (1u64 << meta.bits) - 1,
-            meta,
-            weights,
-        }
+        Classifier { meta, weights }
     }
 
     /// Metadata.
@@ -208,19 +232,14 @@ impl Classifier {
 
     /// Raw margins `w·x + b` per head (before Platt scaling).
     pub fn margins(&self, text: &str) -> [f32; HEADS] {
-        let mut acc = [0f32; HEADS];
-        let n = for_each_feature(text, |h| {
-            let i = ((h & self.mask) as usize) * HEADS;
+        let mut out = self.meta.bias;
+        for (i, v) in vectorize(text, self.meta.bits) {
+            let i = i as usize * HEADS;
             if let Some(w) = self.weights.get(i..i + HEADS) {
                 for k in 0..HEADS {
-                    acc[k] += w[k];
+                    out[k] += w[k] * v;
                 }
             }
-        });
-        let norm = if n == 0 { 0.0 } else { 1.0 / (n as f32).sqrt() };
-        let mut out = [0f32; HEADS];
-        for k in 0..HEADS {
-            out[k] = acc[k] * norm + self.meta.bias[k];
         }
         out
     }

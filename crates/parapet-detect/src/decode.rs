@@ -311,18 +311,47 @@ fn html_decode(s: &str) -> String {
     out
 }
 
-/// Common English words; a ROT13 view is kept when it reads as English and the original does not.
-const COMMON: &[&str] = &[
-    "the", "and", "you", "your", "to", "of", "is", "are", "ignore", "all", "previous",
-    "instructions", "system", "prompt", "tell", "me", "how", "what", "please", "now", "a", "in",
-    "for", "with", "this", "that", "reveal", "password", "secret", "make", "write", "give",
-];
+/// True for common English words (ASCII, any case): a ROT13 view is kept when it reads as
+/// English and the original does not.
+fn is_common(word: &[u8]) -> bool {
+    if word.is_empty() || word.len() > 12 {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    for (d, s) in buf.iter_mut().zip(word) {
+        *d = s.to_ascii_lowercase();
+    }
+    matches!(
+        &buf[..word.len()],
+        b"the" | b"and" | b"you" | b"your" | b"to" | b"of" | b"is" | b"are" | b"ignore"
+            | b"all" | b"previous" | b"instructions" | b"system" | b"prompt" | b"tell" | b"me"
+            | b"how" | b"what" | b"please" | b"now" | b"a" | b"in" | b"for" | b"with" | b"this"
+            | b"that" | b"reveal" | b"password" | b"secret" | b"make" | b"write" | b"give"
+    )
+}
 
-fn common_hits(s: &str) -> usize {
-    s.split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| w.len() > 1 || *w == "a")
-        .filter(|w| COMMON.iter().any(|c| c.eq_ignore_ascii_case(w)))
-        .count()
+/// (common words, all words) in `s`, optionally ROT13-rotated first.
+fn common_hits(s: &str, rotate: bool) -> (usize, usize) {
+    let (mut hits, mut words) = (0, 0);
+    let mut buf = [0u8; 12];
+    for w in s.as_bytes().split(|b| !b.is_ascii_alphabetic()).filter(|w| !w.is_empty()) {
+        words += 1;
+        if w.len() > 12 {
+            continue;
+        }
+        let w: &[u8] = if rotate {
+            for (d, &c) in buf.iter_mut().zip(w) {
+                *d = rot13(c as char) as u8;
+            }
+            &buf[..w.len()]
+        } else {
+            w
+        };
+        if is_common(w) {
+            hits += 1;
+        }
+    }
+    (hits, words)
 }
 
 fn rot13(c: char) -> char {
@@ -337,9 +366,8 @@ fn rot13_view(view: &View) -> Option<View> {
     if view.text.len() < 12 || view.text.len() > 64 * 1024 {
         return None;
     }
-    let orig = common_hits(&view.text);
-    let rotated: String = view.text.chars().map(rot13).collect();
-    let rot = common_hits(&rotated);
+    let (orig, _) = common_hits(&view.text, false);
+    let (rot, _) = common_hits(&view.text, true);
     if rot < 3 || rot <= orig * 2 {
         return None;
     }
@@ -370,15 +398,27 @@ fn leet(c: char) -> Option<char> {
     })
 }
 
+/// Cheap pre-check: tokens that contain both a lower-case letter and a leet substitute.
+fn leet_candidates(text: &str) -> usize {
+    text.split_ascii_whitespace()
+        .filter(|t| {
+            (3..=24).contains(&t.len())
+                && t.bytes().any(|b| b.is_ascii_lowercase())
+                && t.chars().any(|c| leet(c).is_some())
+        })
+        .count()
+}
+
 /// Leetspeak view: only tokens that mix letters with digit/symbol substitutes are rewritten;
 /// `None` when no token qualifies.
 fn leet_view(view: &View) -> Option<View> {
-    if view.text.len() > 64 * 1024 {
+    if view.text.len() > 64 * 1024 || leet_candidates(&view.text) < 2 {
         return None;
     }
     let chars: Vec<(char, Span)> = view.chars_with_spans().collect();
     let mut out: Vec<(char, Span)> = Vec::with_capacity(chars.len());
     let mut changed = 0;
+    let mut tokens = 0;
     let mut i = 0;
     while i < chars.len() {
         let start = i;
@@ -387,12 +427,18 @@ fn leet_view(view: &View) -> Option<View> {
         }
         let tok = &chars[start..i];
         let letters = tok.iter().filter(|c| c.0.is_ascii_alphabetic()).count();
+        let lower = tok.iter().filter(|c| c.0.is_ascii_lowercase()).count();
         let subs = tok.iter().filter(|c| leet(c.0).is_some()).count();
         // "l33t" style: letters and substitutes mixed, and not a plain number or price
-        let rewrite = letters >= 1
+        // identifiers such as `DE89` or `A1B2` (no lower-case run) are not leetspeak
+        let rewrite = lower >= 1
+            && letters >= 2
             && subs >= 1
             && (3..=24).contains(&tok.len())
             && letters + subs == tok.len();
+        if rewrite {
+            tokens += 1;
+        }
         for &(c, s) in tok {
             if rewrite {
                 if let Some(l) = leet(c) {
@@ -408,7 +454,7 @@ fn leet_view(view: &View) -> Option<View> {
             i += 1;
         }
     }
-    if changed < 2 {
+    if changed < 3 || tokens < 2 {
         return None;
     }
     let mut b = ViewBuilder::new(

@@ -27,8 +27,10 @@ pub mod engine;
 pub mod error;
 pub mod injection;
 pub mod normalize;
+pub mod pii;
 pub mod redact;
 pub mod rules;
+pub mod secrets;
 pub mod train;
 pub mod view;
 
@@ -51,10 +53,10 @@ pub fn normalize_for_rules(s: &str) -> String {
 
 /// The built-in PII detectors.
 pub(crate) fn builtin_pii() -> Result<Vec<Box<dyn Detector>>, RuleError> {
-    Ok(Vec::new())
+    Ok(vec![Box::new(pii::PiiDetector::builtin()?)])
 }
 
 /// The built-in secret detectors.
 pub(crate) fn builtin_secrets() -> Result<Vec<Box<dyn Detector>>, RuleError> {
-    Ok(Vec::new())
+    Ok(vec![Box::new(secrets::SecretDetector::builtin()?)])
 }

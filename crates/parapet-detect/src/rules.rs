@@ -59,6 +59,11 @@ struct RuleFile {
     negatives: Vec<String>,
 }
 
+/// Lazy-DFA cache size for the combined rule set. The regex crate's default is too small for
+/// 40+ patterns with bounded repetitions: the cache thrashes and the search falls back to the
+/// much slower PikeVM (measured: 8.8 s vs 3 ms for 1 MB of text).
+const DFA_CACHE_BYTES: usize = 16 << 20;
+
 /// One validated rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -172,7 +177,10 @@ impl RuleSet {
                 });
             }
         }
-        let set = RegexSet::new(rules.iter().map(|r| r.regex.as_str())).map_err(|e| {
+        let set = regex::RegexSetBuilder::new(rules.iter().map(|r| r.regex.as_str()))
+            .dfa_size_limit(DFA_CACHE_BYTES)
+            .build()
+            .map_err(|e| {
             RuleError::Parse {
                 file: "rules/injection".into(),
                 message: e.to_string(),

@@ -3,7 +3,7 @@
 //! scaling (Platt 1999) fitted on k-fold out-of-fold margins. Deterministic: the same data and
 //! [`TrainConfig`] give bit-identical weights (fixed seed, stable fold assignment by text hash).
 
-use crate::classifier::{for_each_feature, sigmoid, Classifier, ModelMeta, HEADS, HEAD_LABELS};
+use crate::classifier::{sigmoid, vectorize, Classifier, ModelMeta, HEADS, HEAD_LABELS};
 
 /// One labelled training text.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,8 +72,7 @@ pub fn fold_of(text: &str, k: usize) -> usize {
 }
 
 struct Prepared {
-    idx: Vec<u32>,
-    norm: f32,
+    x: Vec<(u32, f32)>,
     y: [bool; HEADS],
     weight: f32,
 }
@@ -94,20 +93,17 @@ fn is_hard_negative(text: &str) -> bool {
 }
 
 fn prepare(samples: &[Sample], bits: u32, hard: f32) -> Vec<Prepared> {
-    let mask = (1u64 << bits) - 1;
     samples
         .iter()
         .map(|s| {
-            let mut idx = Vec::new();
-            let n = for_each_feature(&s.text, |h| idx.push((h & mask) as u32));
+            let x = vectorize(&s.text, bits);
             let mut y = [false; HEADS];
             for k in 0..HEADS {
                 y[k] = s.label == HEAD_LABELS[k];
             }
             let benign = !y.iter().any(|&v| v);
             Prepared {
-                idx,
-                norm: if n == 0 { 0.0 } else { 1.0 / (n as f32).sqrt() },
+                x,
                 y,
                 weight: if benign && is_hard_negative(&s.text) { hard } else { 1.0 },
             }
@@ -141,25 +137,25 @@ fn fit(data: &[&Prepared], cfg: &TrainConfig) -> (Vec<f32>, [f32; HEADS]) {
             let lr = cfg.lr / (1.0 + cfg.lr * cfg.lambda * t);
             t += 1.0;
             let mut m = [0f32; HEADS];
-            for &ix in &d.idx {
+            for &(ix, v) in &d.x {
                 let base = ix as usize * HEADS;
                 for k in 0..HEADS {
-                    m[k] += w[base + k];
+                    m[k] += w[base + k] * v;
                 }
             }
             let mut g = [0f32; HEADS];
             for k in 0..HEADS {
-                let margin = m[k] * scale * d.norm + b[k];
+                let margin = m[k] * scale + b[k];
                 let y = d.y[k] as u8 as f32;
                 g[k] = (sigmoid(margin) - y) * cw[k][d.y[k] as usize] * d.weight;
                 b[k] -= lr * g[k] * 0.1;
             }
             scale *= 1.0 - lr * cfg.lambda;
-            let step = lr * d.norm / scale;
-            for &ix in &d.idx {
+            let step = lr / scale;
+            for &(ix, v) in &d.x {
                 let base = ix as usize * HEADS;
                 for k in 0..HEADS {
-                    w[base + k] -= step * g[k];
+                    w[base + k] -= step * g[k] * v;
                 }
             }
             if scale < 1e-4 {
@@ -209,15 +205,12 @@ fn platt(margins: &[f32], y: &[bool]) -> (f32, f32) {
 }
 
 fn margins_of(w: &[f32], b: &[f32; HEADS], d: &Prepared) -> [f32; HEADS] {
-    let mut m = [0f32; HEADS];
-    for &ix in &d.idx {
+    let mut m = *b;
+    for &(ix, v) in &d.x {
         let base = ix as usize * HEADS;
         for k in 0..HEADS {
-            m[k] += w[base + k];
+            m[k] += w[base + k] * v;
         }
-    }
-    for k in 0..HEADS {
-        m[k] = m[k] * d.norm + b[k];
     }
     m
 }
