@@ -88,7 +88,9 @@ fn bench(c: &mut Criterion) {
     // the input scan alone (same text, same engine), to split the overhead into scan and HTTP
     let engine = parapet_detect::Engine::builtin().expect("engine");
     let text = prompt_1kb();
-    c.bench_function("engine_scan_1kb", |b| b.iter(|| engine.scan(std::hint::black_box(&text))));
+    c.bench_function("engine_scan_1kb", |b| {
+        b.iter(|| engine.scan(std::hint::black_box(&text)))
+    });
 }
 
 criterion_group!(benches, bench);

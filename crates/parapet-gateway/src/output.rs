@@ -71,6 +71,18 @@ impl LinkPolicy {
             host_port.split(':').next().unwrap_or("")
         };
         let host = host.trim_end_matches('.');
+        self.host_allowed(host)
+    }
+
+    /// True when `url` is an http(s) or protocol-relative URL whose host is an allowed
+    /// domain (stricter than [`LinkPolicy::allows`]: relative URLs do not count).
+    pub fn allowlisted(&self, url: &str) -> bool {
+        let l = url.trim().to_ascii_lowercase();
+        (l.starts_with("http://") || l.starts_with("https://") || l.starts_with("//"))
+            && self.allows(&l)
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
         if host.is_empty() {
             return false;
         }
@@ -357,6 +369,8 @@ mod tests {
         ] {
             assert!(p.allows(ok), "{ok}");
         }
+        assert!(p.allowlisted("https://docs.example.com/a"));
+        assert!(!p.allowlisted("/relative") && !p.allowlisted("https://evil.com"));
         for bad in [
             "https://evil.com/?q=secret",
             "//evil.com/x.png",
