@@ -36,7 +36,11 @@ pub struct EvalArgs {
     #[arg(long, default_value = "injection,jailbreak", value_delimiter = ',')]
     pub positive: Vec<String>,
     /// Comma-separated score kinds whose maximum is the row's score.
-    #[arg(long, default_value = "prompt_injection,jailbreak", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "prompt_injection,jailbreak",
+        value_delimiter = ','
+    )]
     pub kinds: Vec<String>,
     /// Decision threshold for precision/recall/F1/FPR (default: the built-in policy's
     /// prompt-injection block threshold).
@@ -250,13 +254,22 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
             scores = score_rows(&engine, &all, &kinds);
         }
     }
-    let labels: Vec<bool> = rows.iter().map(|r| args.positive.contains(&r.label)).collect();
+    let labels: Vec<bool> = rows
+        .iter()
+        .map(|r| args.positive.contains(&r.label))
+        .collect();
     let scorers = ["combined", "rules", "classifier"];
     let mut slices: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     slices.insert("all".into(), (0..rows.len()).collect());
     for (i, r) in rows.iter().enumerate() {
-        slices.entry(format!("lang={}", r.lang)).or_default().push(i);
-        slices.entry(format!("label={}", r.label)).or_default().push(i);
+        slices
+            .entry(format!("lang={}", r.lang))
+            .or_default()
+            .push(i);
+        slices
+            .entry(format!("label={}", r.label))
+            .or_default()
+            .push(i);
     }
     let mut report: BTreeMap<String, BTreeMap<&str, Metrics>> = BTreeMap::new();
     for (name, idx) in &slices {
@@ -292,7 +305,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     );
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::ASCII_MARKDOWN);
-    t.set_header(["slice", "scorer", "n", "pos", "P", "R", "F1", "FPR", "R@1%FPR", "R@5%FPR"]);
+    t.set_header([
+        "slice", "scorer", "n", "pos", "P", "R", "F1", "FPR", "R@1%FPR", "R@5%FPR",
+    ]);
     let f = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into());
     for (name, m) in &report {
         if name.starts_with("lang=") && m["combined"].n < 10 {

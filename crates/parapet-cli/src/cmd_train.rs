@@ -44,12 +44,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         }
         let v: Value = serde_json::from_str(&line)
             .with_context(|| format!("{}:{}: invalid JSON", args.data.display(), i + 1))?;
-        match (v.get("text").and_then(Value::as_str), v.get("label").and_then(Value::as_str)) {
+        match (
+            v.get("text").and_then(Value::as_str),
+            v.get("label").and_then(Value::as_str),
+        ) {
             (Some(t), Some(l)) => samples.push(Sample {
                 text: t.to_string(),
                 label: l.to_string(),
             }),
-            _ => bail!("{}:{}: needs string `text` and `label`", args.data.display(), i + 1),
+            _ => bail!(
+                "{}:{}: needs string `text` and `label`",
+                args.data.display(),
+                i + 1
+            ),
         }
     }
     let cfg = TrainConfig {

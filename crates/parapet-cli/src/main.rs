@@ -7,11 +7,12 @@ use clap::{Parser, Subcommand};
 
 mod cmd_audit;
 mod cmd_eval;
+mod cmd_model;
+mod cmd_redteam;
 mod cmd_scan;
 mod cmd_serve;
 mod cmd_train;
 mod table;
-mod cmd_model;
 
 /// Parapet: security for large language models.
 #[derive(Parser)]
@@ -33,6 +34,8 @@ enum Command {
     Version,
     /// Supply-chain checks for model files: scan, hash, keygen, sign, verify, bom.
     Model(cmd_model::Args),
+    /// Red-team an LLM endpoint (OWASP LLM Top 10 2025 / MITRE ATLAS probes).
+    Redteam(cmd_redteam::RedteamArgs),
     /// Run the OpenAI-compatible security gateway.
     Serve(cmd_serve::ServeArgs),
     /// Verify or export the gateway's audit log.
@@ -50,6 +53,7 @@ fn main() {
             Ok(0)
         }
         Command::Model(a) => cmd_model::run(a),
+        Command::Redteam(a) => cmd_redteam::run(a),
         Command::Serve(args) => cmd_serve::run(args),
         Command::Audit(args) => cmd_audit::run(args),
     };

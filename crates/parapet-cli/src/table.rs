@@ -16,7 +16,11 @@ pub fn print(out: &mut dyn Write, v: &Value, text: Option<&str>) -> std::io::Res
     let mut scores: Vec<(String, f64)> = v
         .get("scores")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, s)| (k.clone(), s.as_f64().unwrap_or(0.0))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, s)| (k.clone(), s.as_f64().unwrap_or(0.0)))
+                .collect()
+        })
         .unwrap_or_default();
     scores.sort_by(|a, b| b.1.total_cmp(&a.1));
     let top: Vec<String> = scores
@@ -25,14 +29,25 @@ pub fn print(out: &mut dyn Write, v: &Value, text: Option<&str>) -> std::io::Res
         .take(4)
         .map(|(k, s)| format!("{k}={s:.2}"))
         .collect();
-    writeln!(out, "{prefix}{} [{}]", verdict.to_uppercase(), top.join(" "))?;
-    let findings = v.get("findings").and_then(Value::as_array).cloned().unwrap_or_default();
+    writeln!(
+        out,
+        "{prefix}{} [{}]",
+        verdict.to_uppercase(),
+        top.join(" ")
+    )?;
+    let findings = v
+        .get("findings")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if findings.is_empty() {
         return Ok(());
     }
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
-    t.set_header(["kind", "detector", "entity", "span", "score", "owasp", "atlas", "excerpt"]);
+    t.set_header([
+        "kind", "detector", "entity", "span", "score", "owasp", "atlas", "excerpt",
+    ]);
     let chars: Vec<char> = text.map(|s| s.chars().collect()).unwrap_or_default();
     for f in &findings {
         let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
@@ -46,16 +61,29 @@ pub fn print(out: &mut dyn Write, v: &Value, text: Option<&str>) -> std::io::Res
             let ex: String = chars[a..b]
                 .iter()
                 .take(40)
-                .map(|c| if c.is_control() || (*c as u32) >= 0xE0000 { '·' } else { *c })
+                .map(|c| {
+                    if c.is_control() || (*c as u32) >= 0xE0000 {
+                        '·'
+                    } else {
+                        *c
+                    }
+                })
                 .collect();
-            if b - a > 40 { format!("{ex}…") } else { ex }
+            if b - a > 40 {
+                format!("{ex}…")
+            } else {
+                ex
+            }
         };
         t.add_row([
             kind,
             s("detector"),
             s("entity"),
             format!("{}..{}", n("start"), n("end")),
-            format!("{:.2}", f.get("score").and_then(Value::as_f64).unwrap_or(0.0)),
+            format!(
+                "{:.2}",
+                f.get("score").and_then(Value::as_f64).unwrap_or(0.0)
+            ),
             s("owasp"),
             s("atlas"),
             excerpt,

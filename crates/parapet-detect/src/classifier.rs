@@ -65,7 +65,9 @@ pub struct Classifier {
 
 impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Classifier").field("meta", &self.meta).finish()
+        f.debug_struct("Classifier")
+            .field("meta", &self.meta)
+            .finish()
     }
 }
 
@@ -167,9 +169,15 @@ pub fn vectorize(text: &str, bits: u32) -> Vec<(u32, f32)> {
             slot = (slot + 1) & slot_mask;
         }
     });
-    let norm = used.iter().map(|&s| counts[s] * counts[s]).sum::<f32>().sqrt();
+    let norm = used
+        .iter()
+        .map(|&s| counts[s] * counts[s])
+        .sum::<f32>()
+        .sqrt();
     let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-    used.into_iter().map(|s| (keys[s], counts[s] * inv)).collect()
+    used.into_iter()
+        .map(|s| (keys[s], counts[s] * inv))
+        .collect()
 }
 
 impl Classifier {

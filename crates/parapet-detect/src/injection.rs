@@ -55,9 +55,7 @@ pub struct InjectionDetector {
 fn is_payload(v: &View) -> bool {
     match v.kind {
         ViewKind::Hidden => true,
-        ViewKind::Decoded { encoding, .. } => {
-            !matches!(encoding, Encoding::Rot13 | Encoding::Leet)
-        }
+        ViewKind::Decoded { encoding, .. } => !matches!(encoding, Encoding::Rot13 | Encoding::Leet),
         _ => false,
     }
 }
@@ -109,7 +107,11 @@ impl InjectionDetector {
             let payload = is_payload(view);
             for m in self.rules.matches(&view.text) {
                 let r = &self.rules.rules()[m.rule];
-                let score = if payload { r.weight.max(CONCEALED_FLOOR) } else { r.weight };
+                let score = if payload {
+                    r.weight.max(CONCEALED_FLOOR)
+                } else {
+                    r.weight
+                };
                 let k = usize::from(r.kind == Kind::Jailbreak);
                 rule_max[k] = rule_max[k].max(score);
                 findings.push(

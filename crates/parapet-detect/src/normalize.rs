@@ -78,7 +78,9 @@ pub struct Normalized {
 
 fn is_emoji_base(c: char) -> bool {
     let u = c as u32;
-    (0x1F000..=0x1FAFF).contains(&u) || (0x2600..=0x27BF).contains(&u) || (0x2B00..=0x2BFF).contains(&u)
+    (0x1F000..=0x1FAFF).contains(&u)
+        || (0x2600..=0x27BF).contains(&u)
+        || (0x2B00..=0x2BFF).contains(&u)
 }
 
 /// Classifies a character that normalization removes; `None` for characters that stay.
@@ -90,8 +92,17 @@ fn classify(c: char) -> Option<Class> {
         0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069 | 0x061C => Class::Bidi,
         0xFE00..=0xFE0F | 0xE0100..=0xE01EF => Class::VariationSelector,
         0x00AD => Class::SoftHyphen,
-        0x2061..=0x2064 | 0x206A..=0x206F | 0x034F | 0x115F | 0x1160 | 0x3164 | 0xFFA0
-        | 0x17B4 | 0x17B5 | 0xFFF9..=0xFFFB | 0x1BCA0..=0x1BCA3 => Class::Format,
+        0x2061..=0x2064
+        | 0x206A..=0x206F
+        | 0x034F
+        | 0x115F
+        | 0x1160
+        | 0x3164
+        | 0xFFA0
+        | 0x17B4
+        | 0x17B5
+        | 0xFFF9..=0xFFFB
+        | 0x1BCA0..=0x1BCA3 => Class::Format,
         0x00..=0x08 | 0x0B | 0x0C | 0x0E..=0x1F | 0x7F..=0x9F => Class::Control,
         _ => return None,
     })
@@ -107,8 +118,9 @@ fn is_benign(chars: &[char], i: usize, in_flag: bool) -> bool {
     match c as u32 {
         0xFE0E | 0xFE0F => prev.is_some(),
         0x200D => {
-            prev.is_some_and(|p| is_emoji_base(p) || (p as u32 == 0xFE0F) || (!p.is_ascii() && p.is_alphabetic()))
-                || next.is_some_and(is_emoji_base)
+            prev.is_some_and(|p| {
+                is_emoji_base(p) || (p as u32 == 0xFE0F) || (!p.is_ascii() && p.is_alphabetic())
+            }) || next.is_some_and(is_emoji_base)
         }
         0x200C => prev.is_some_and(|p| !p.is_ascii() && p.is_alphabetic()),
         0xE0000..=0xE007F => in_flag,
@@ -229,7 +241,9 @@ pub fn normalize(text: &str) -> Normalized {
     });
     Normalized {
         normalized,
-        hidden: hidden.map(ViewBuilder::build).filter(|v| !v.text.trim().is_empty()),
+        hidden: hidden
+            .map(ViewBuilder::build)
+            .filter(|v| !v.text.trim().is_empty()),
         findings,
     }
 }
@@ -293,7 +307,9 @@ mod tests {
     use super::*;
 
     fn tags(s: &str) -> String {
-        s.chars().map(|c| char::from_u32(0xE0000 + c as u32).unwrap()).collect()
+        s.chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect()
     }
 
     #[test]

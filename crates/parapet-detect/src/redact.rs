@@ -32,7 +32,10 @@ pub fn label(f: &Finding) -> String {
 
 /// Merged regions to redact: (span, label), sorted by start, non-overlapping.
 pub fn regions<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Vec<(Span, String)> {
-    let mut fs: Vec<&Finding> = findings.into_iter().filter(|f| !f.span.is_empty()).collect();
+    let mut fs: Vec<&Finding> = findings
+        .into_iter()
+        .filter(|f| !f.span.is_empty())
+        .collect();
     fs.sort_by_key(|f| (f.span.start, f.span.end));
     let mut out: Vec<(Span, &Finding)> = Vec::new();
     for f in fs {
@@ -108,17 +111,32 @@ mod tests {
     fn placeholder_mask_hash() {
         let text = "mail bob@example.com now";
         let fs = [f("EMAIL_ADDRESS", 5, 20, 0.9)];
-        assert_eq!(redact(text, &fs, RedactStyle::Placeholder), "mail <EMAIL_ADDRESS> now");
-        assert_eq!(redact(text, &fs, RedactStyle::Mask), "mail *************** now");
+        assert_eq!(
+            redact(text, &fs, RedactStyle::Placeholder),
+            "mail <EMAIL_ADDRESS> now"
+        );
+        assert_eq!(
+            redact(text, &fs, RedactStyle::Mask),
+            "mail *************** now"
+        );
         let h = redact(text, &fs, RedactStyle::Hash);
-        assert!(h.starts_with("mail <EMAIL_ADDRESS:") && h.ends_with("> now") && h.len() == 37, "{h}");
+        assert!(
+            h.starts_with("mail <EMAIL_ADDRESS:") && h.ends_with("> now") && h.len() == 37,
+            "{h}"
+        );
     }
 
     #[test]
     fn overlaps_merge_and_take_the_strongest_label() {
         let text = "ab 0123456789 cd";
-        let fs = [f("PHONE_NUMBER", 3, 13, 0.5), f("US_BANK_NUMBER", 5, 15, 0.8)];
-        assert_eq!(redact(text, &fs, RedactStyle::Placeholder), "ab <US_BANK_NUMBER>d");
+        let fs = [
+            f("PHONE_NUMBER", 3, 13, 0.5),
+            f("US_BANK_NUMBER", 5, 15, 0.8),
+        ];
+        assert_eq!(
+            redact(text, &fs, RedactStyle::Placeholder),
+            "ab <US_BANK_NUMBER>d"
+        );
         // adjacent spans stay separate
         let fs = [f("A", 0, 2, 0.5), f("B", 2, 4, 0.5)];
         assert_eq!(redact("wxyz!", &fs, RedactStyle::Placeholder), "<A><B>!");
@@ -128,9 +146,15 @@ mod tests {
     fn code_point_spans_on_non_ascii_text() {
         let text = "Grüße an ана@x.de";
         let fs = [f("EMAIL_ADDRESS", 9, 17, 0.9)];
-        assert_eq!(redact(text, &fs, RedactStyle::Placeholder), "Grüße an <EMAIL_ADDRESS>");
+        assert_eq!(
+            redact(text, &fs, RedactStyle::Placeholder),
+            "Grüße an <EMAIL_ADDRESS>"
+        );
         // out-of-range spans are clamped, never panic
         let fs = [f("X", 15, 99, 0.9)];
-        assert_eq!(redact(text, &fs, RedactStyle::Placeholder), "Grüße an ана@x.<X>");
+        assert_eq!(
+            redact(text, &fs, RedactStyle::Placeholder),
+            "Grüße an ана@x.<X>"
+        );
     }
 }

@@ -139,9 +139,15 @@ impl RuleSet {
                 }
                 let kind = match Kind::parse(&r.kind) {
                     Some(k @ (Kind::PromptInjection | Kind::Jailbreak)) => k,
-                    _ => return Err(bad(format!("kind `{}` is not prompt_injection or jailbreak", r.kind))),
+                    _ => {
+                        return Err(bad(format!(
+                            "kind `{}` is not prompt_injection or jailbreak",
+                            r.kind
+                        )))
+                    }
                 };
-                let owasp = Owasp::parse(&r.owasp).ok_or_else(|| bad(format!("unknown OWASP id `{}`", r.owasp)))?;
+                let owasp = Owasp::parse(&r.owasp)
+                    .ok_or_else(|| bad(format!("unknown OWASP id `{}`", r.owasp)))?;
                 if !Atlas::is_valid_id(&r.atlas) {
                     return Err(bad(format!("invalid ATLAS id `{}`", r.atlas)));
                 }
@@ -180,12 +186,10 @@ impl RuleSet {
         let set = regex::RegexSetBuilder::new(rules.iter().map(|r| r.regex.as_str()))
             .dfa_size_limit(DFA_CACHE_BYTES)
             .build()
-            .map_err(|e| {
-            RuleError::Parse {
+            .map_err(|e| RuleError::Parse {
                 file: "rules/injection".into(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(RuleSet { rules, set })
     }
 
@@ -237,13 +241,25 @@ weight = 0.5
 pattern = "x"
 examples = ["x"]
 "#;
-        let e = RuleSet::from_packs(&[("t.toml", pack)]).unwrap_err().to_string();
-        assert!(e.contains("t.toml") && e.contains("pi.en.x") && e.contains("LLM11"), "{e}");
-        let e = RuleSet::from_packs(&[("t.toml", &pack.replace("LLM11", "LLM01").replace("examples = [\"x\"]", "examples = [\"y\"]"))])
+        let e = RuleSet::from_packs(&[("t.toml", pack)])
             .unwrap_err()
             .to_string();
+        assert!(
+            e.contains("t.toml") && e.contains("pi.en.x") && e.contains("LLM11"),
+            "{e}"
+        );
+        let e = RuleSet::from_packs(&[(
+            "t.toml",
+            &pack
+                .replace("LLM11", "LLM01")
+                .replace("examples = [\"x\"]", "examples = [\"y\"]"),
+        )])
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("example does not match"), "{e}");
-        let e = RuleSet::from_packs(&[("t.toml", "version = 1\nlanguage = 3")]).unwrap_err().to_string();
+        let e = RuleSet::from_packs(&[("t.toml", "version = 1\nlanguage = 3")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot parse"), "{e}");
     }
 }

@@ -81,10 +81,32 @@ struct Prepared {
 /// not): such texts get [`TrainConfig::hard_negative_weight`] in training, so the classifier
 /// learns that "ignore the previous emails" or "act as a translator" are ordinary requests.
 pub const HARD_NEGATIVE_TRIGGERS: &[&str] = &[
-    "ignore", "disregard", "forget", "previous", "instruction", "act as", "pretend", "role",
-    "system prompt", "prompt", "override", "bypass", "jailbreak", "hack", "exploit", "kill",
-    "password", "secret", "attack", "inject", "malware", "unrestricted", "rules", "ignorier",
-    "vergiss", "anweisung",
+    "ignore",
+    "disregard",
+    "forget",
+    "previous",
+    "instruction",
+    "act as",
+    "pretend",
+    "role",
+    "system prompt",
+    "prompt",
+    "override",
+    "bypass",
+    "jailbreak",
+    "hack",
+    "exploit",
+    "kill",
+    "password",
+    "secret",
+    "attack",
+    "inject",
+    "malware",
+    "unrestricted",
+    "rules",
+    "ignorier",
+    "vergiss",
+    "anweisung",
 ];
 
 fn is_hard_negative(text: &str) -> bool {
@@ -105,7 +127,11 @@ fn prepare(samples: &[Sample], bits: u32, hard: f32) -> Vec<Prepared> {
             Prepared {
                 x,
                 y,
-                weight: if benign && is_hard_negative(&s.text) { hard } else { 1.0 },
+                weight: if benign && is_hard_negative(&s.text) {
+                    hard
+                } else {
+                    1.0
+                },
             }
         })
         .collect()
@@ -313,6 +339,9 @@ mod tests {
             y.push(((r.next() >> 11) as f64 / (1u64 << 53) as f64) < p as f64);
         }
         let (a, c) = platt(&m, &y);
-        assert!((a - 2.0).abs() < 0.3 && (c + 1.0).abs() < 0.3, "a={a} c={c}");
+        assert!(
+            (a - 2.0).abs() < 0.3 && (c + 1.0).abs() < 0.3,
+            "a={a} c={c}"
+        );
     }
 }

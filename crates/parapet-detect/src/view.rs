@@ -124,17 +124,20 @@ impl View {
 
     /// Each character of the view with the original code-point span it came from.
     pub fn chars_with_spans(&self) -> impl Iterator<Item = (char, Span)> + '_ {
-        self.text.char_indices().enumerate().map(move |(i, (b, c))| {
-            let span = match &self.map {
-                OffsetMap::Ascii => Span::new(b, b + 1),
-                OffsetMap::Whole(s) => *s,
-                OffsetMap::Table { orig, .. } => orig
-                    .get(i)
-                    .map(|&(a, z)| Span::new(a as usize, z as usize))
-                    .unwrap_or_default(),
-            };
-            (c, span)
-        })
+        self.text
+            .char_indices()
+            .enumerate()
+            .map(move |(i, (b, c))| {
+                let span = match &self.map {
+                    OffsetMap::Ascii => Span::new(b, b + 1),
+                    OffsetMap::Whole(s) => *s,
+                    OffsetMap::Table { orig, .. } => orig
+                        .get(i)
+                        .map(|&(a, z)| Span::new(a as usize, z as usize))
+                        .unwrap_or_default(),
+                };
+                (c, span)
+            })
     }
 
     /// True when this view's text maps character-for-character onto the original's

@@ -14,13 +14,45 @@ fn engine() -> &'static Engine {
 /// full-width forms and encodings.
 fn hostile() -> impl Strategy<Value = String> {
     let atoms = prop::sample::select(vec![
-        "ignore", " ", "previous", "instructions", "\u{200B}", "\u{202E}", "\u{E0069}", "\u{E0067}",
-        "\u{1F3F4}", "\u{E007F}", "\u{0301}", "\u{FE0F}", "\u{FE00}", "а", "о", "ｉ", "ﬁ", "①",
-        "SWdub3Jl", "IGFsbCBydWxlcw==", "%69%67", "&#105;", "1gn0r3", "4ll", "\u{00AD}", "\u{0000}",
-        "ß", "İ", "\u{10FFFF}", "é", "\n", "😀", "\u{200D}",
+        "ignore",
+        " ",
+        "previous",
+        "instructions",
+        "\u{200B}",
+        "\u{202E}",
+        "\u{E0069}",
+        "\u{E0067}",
+        "\u{1F3F4}",
+        "\u{E007F}",
+        "\u{0301}",
+        "\u{FE0F}",
+        "\u{FE00}",
+        "а",
+        "о",
+        "ｉ",
+        "ﬁ",
+        "①",
+        "SWdub3Jl",
+        "IGFsbCBydWxlcw==",
+        "%69%67",
+        "&#105;",
+        "1gn0r3",
+        "4ll",
+        "\u{00AD}",
+        "\u{0000}",
+        "ß",
+        "İ",
+        "\u{10FFFF}",
+        "é",
+        "\n",
+        "😀",
+        "\u{200D}",
     ]);
-    prop::collection::vec(prop_oneof![atoms.prop_map(str::to_string), any::<String>()], 0..40)
-        .prop_map(|v| v.concat())
+    prop::collection::vec(
+        prop_oneof![atoms.prop_map(str::to_string), any::<String>()],
+        0..40,
+    )
+    .prop_map(|v| v.concat())
 }
 
 proptest! {

@@ -298,14 +298,22 @@ impl Policy {
                 .unwrap_or_default()
                 .action(score);
             // score-level redaction has no span; only flag/block apply at this level
-            let v = if v == Verdict::Redact { Verdict::Flag } else { v };
+            let v = if v == Verdict::Redact {
+                Verdict::Flag
+            } else {
+                v
+            };
             raise(&mut d, kind, v);
         }
         if d.decided == Verdict::Block {
             d.redact.clear();
         }
         d.shadow = self.shadow;
-        d.verdict = if self.shadow { Verdict::Allow } else { d.decided };
+        d.verdict = if self.shadow {
+            Verdict::Allow
+        } else {
+            d.decided
+        };
         d
     }
 }
@@ -337,7 +345,13 @@ mod tests {
         let scores = BTreeMap::from([(Kind::PromptInjection, 0.95)]);
         assert_eq!(p.decide(&[], &scores).verdict, Verdict::Block);
         // detector override: email at 0.9 is only flagged, a phone is redacted
-        let d = p.decide(&[f("pii.email", Kind::Pii, 0.9), f("pii.phone", Kind::Pii, 0.9)], &BTreeMap::new());
+        let d = p.decide(
+            &[
+                f("pii.email", Kind::Pii, 0.9),
+                f("pii.phone", Kind::Pii, 0.9),
+            ],
+            &BTreeMap::new(),
+        );
         assert_eq!(d.verdict, Verdict::Redact);
         assert_eq!(d.redact, vec![1]);
     }
@@ -346,7 +360,10 @@ mod tests {
     fn shadow_mode_reports_but_allows() {
         let p = Policy::from_toml_str("shadow = true\n[kinds.secret]\nblock = 0.5").unwrap();
         let d = p.decide(&[f("secret.aws", Kind::Secret, 0.9)], &BTreeMap::new());
-        assert_eq!((d.verdict, d.decided, d.shadow), (Verdict::Allow, Verdict::Block, true));
+        assert_eq!(
+            (d.verdict, d.decided, d.shadow),
+            (Verdict::Allow, Verdict::Block, true)
+        );
     }
 
     #[test]
@@ -357,18 +374,29 @@ mod tests {
         .unwrap();
         let s = BTreeMap::from([(Kind::PromptInjection, 0.7)]);
         assert_eq!(p.decide(&[], &s).verdict, Verdict::Allow);
-        assert_eq!(p.for_context("tool").decide(&[], &s).verdict, Verdict::Block);
+        assert_eq!(
+            p.for_context("tool").decide(&[], &s).verdict,
+            Verdict::Block
+        );
     }
 
     #[test]
     fn invalid_policies_name_the_key() {
-        let e = Policy::from_toml_str("[kinds.prompt_injection]\nblock = 1.5").unwrap_err().to_string();
+        let e = Policy::from_toml_str("[kinds.prompt_injection]\nblock = 1.5")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("kinds.prompt_injection.block"), "{e}");
-        let e = Policy::from_toml_str("[kinds.nonsense]\nblock = 0.5").unwrap_err().to_string();
+        let e = Policy::from_toml_str("[kinds.nonsense]\nblock = 0.5")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("kinds.nonsense"), "{e}");
-        let e = Policy::from_toml_str("redaction = \"blur\"").unwrap_err().to_string();
+        let e = Policy::from_toml_str("redaction = \"blur\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("redaction"), "{e}");
-        let e = Policy::from_toml_str("shadw = true").unwrap_err().to_string();
+        let e = Policy::from_toml_str("shadw = true")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("shadw"), "{e}");
     }
 }
