@@ -5,10 +5,12 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_audit;
 mod cmd_eval;
 mod cmd_model;
 mod cmd_redteam;
 mod cmd_scan;
+mod cmd_serve;
 mod cmd_train;
 mod table;
 
@@ -34,6 +36,10 @@ enum Command {
     Model(cmd_model::Args),
     /// Red-team an LLM endpoint (OWASP LLM Top 10 2025 / MITRE ATLAS probes).
     Redteam(cmd_redteam::RedteamArgs),
+    /// Run the OpenAI-compatible security gateway.
+    Serve(cmd_serve::ServeArgs),
+    /// Verify or export the gateway's audit log.
+    Audit(cmd_audit::AuditArgs),
 }
 
 fn main() {
@@ -48,6 +54,8 @@ fn main() {
         }
         Command::Model(a) => cmd_model::run(a),
         Command::Redteam(a) => cmd_redteam::run(a),
+        Command::Serve(args) => cmd_serve::run(args),
+        Command::Audit(args) => cmd_audit::run(args),
     };
     match code {
         Ok(c) => std::process::exit(c),

@@ -1,0 +1,308 @@
+//! Test harness: an in-process fake OpenAI upstream (axum on 127.0.0.1:0) that records what
+//! it receives and replies as scripted, and a gateway in front of it.
+
+#![allow(dead_code)]
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post as route_post;
+use axum::Router;
+use parapet_gateway::{Config, Gateway};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Builds stream deltas from the received request.
+pub type DeltaFn = Arc<dyn Fn(&Value) -> Vec<String> + Send + Sync>;
+/// Builds a JSON answer from the received request.
+pub type JsonFn = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
+/// What the fake upstream received: the `Authorization` header and the body.
+pub type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+/// How the fake upstream answers.
+#[derive(Clone)]
+pub enum Reply {
+    /// 200 with this chat completion JSON.
+    Json(Value),
+    /// This status and JSON body.
+    Status(u16, Value),
+    /// 200 `text/event-stream`, each string sent as its own body frame.
+    Raw(Vec<String>),
+    /// A stream whose text deltas are computed from the received request.
+    StreamFrom(DeltaFn),
+    /// Raw SSE frames computed from the received request.
+    RawFrom(DeltaFn),
+    /// A JSON answer computed from the received request.
+    JsonFrom(JsonFn),
+    /// Sleep, then answer with this JSON.
+    Slow(u64, Value),
+}
+
+#[derive(Clone)]
+pub struct Fake {
+    pub addr: SocketAddr,
+    pub received: Received,
+}
+
+impl Fake {
+    pub fn bodies(&self) -> Vec<Value> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+    pub fn auth(&self) -> Vec<Option<String>> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(a, _)| a.clone())
+            .collect()
+    }
+}
+
+struct FakeState {
+    reply: Reply,
+    received: Received,
+}
+
+async fn fake_handler(
+    State(s): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let auth = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    s.received.lock().unwrap().push((auth, v.clone()));
+    let frames = match &s.reply {
+        Reply::Json(j) => return axum::Json(j.clone()).into_response(),
+        Reply::JsonFrom(f) => return axum::Json(f(&v)).into_response(),
+        Reply::Status(code, j) => {
+            return (StatusCode::from_u16(*code).unwrap(), axum::Json(j.clone())).into_response()
+        }
+        Reply::Slow(ms, j) => {
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+            return axum::Json(j.clone()).into_response();
+        }
+        Reply::Raw(frames) => frames.clone(),
+        Reply::StreamFrom(f) => sse_deltas(&f(&v)),
+        Reply::RawFrom(f) => f(&v),
+    };
+    let stream = futures_util::stream::unfold(frames.into_iter(), |mut it| async move {
+        let mut next = it.next()?;
+        // `<stall:MS>` frames pause the stream, then send the next frame
+        while let Some(ms) = next
+            .strip_prefix("<stall:")
+            .and_then(|r| r.strip_suffix('>'))
+        {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+            next = it.next()?;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        Some((Ok::<_, std::io::Error>(Bytes::from(next)), it))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+pub async fn fake(reply: Reply) -> Fake {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let state = Arc::new(FakeState {
+        reply,
+        received: Arc::clone(&received),
+    });
+    let app = Router::new()
+        .route("/v1/chat/completions", route_post(fake_handler))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Fake { addr, received }
+}
+
+/// SSE frames of a streamed answer: a role chunk, one chunk per text delta, a finish chunk
+/// and `[DONE]`.
+pub fn sse_deltas(deltas: &[String]) -> Vec<String> {
+    let chunk = |delta: Value, finish: Value| {
+        let c = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+            "model": "up-model", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {c}\n\n")
+    };
+    let mut out = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    for d in deltas {
+        out.push(chunk(json!({"content": d}), Value::Null));
+    }
+    out.push(chunk(json!({}), json!("stop")));
+    out.push("data: [DONE]\n\n".into());
+    out
+}
+
+pub fn completion(content: &str) -> Value {
+    json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "up-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+}
+
+pub const KEY: &str = "sk-gw-test-0123456789";
+pub const PEPPER: &str = "test-pepper";
+
+fn engine() -> Arc<parapet_detect::Engine> {
+    static E: OnceLock<Arc<parapet_detect::Engine>> = OnceLock::new();
+    Arc::clone(E.get_or_init(|| Arc::new(parapet_detect::Engine::builtin().unwrap())))
+}
+
+/// Starts a gateway in front of `up` with extra TOML (top-level keys first) and policy TOML.
+pub async fn gateway_with(
+    up: SocketAddr,
+    top: &str,
+    tail: &str,
+    policy: Option<&str>,
+) -> SocketAddr {
+    gateway_full(up, top, tail, policy).await.0
+}
+
+/// As [`gateway_with`], also returning the gateway (to close its audit log).
+pub async fn gateway_full(
+    up: SocketAddr,
+    top: &str,
+    tail: &str,
+    policy: Option<&str>,
+) -> (SocketAddr, Arc<Gateway>) {
+    let hash = parapet_gateway::identity::hash_key(Some(PEPPER.as_bytes()), KEY);
+    let toml = format!(
+        r#"{top}
+[auth]
+pepper_env = "GW_PEPPER"
+[[auth.keys]]
+id = "team-test"
+hash = "{hash}"
+
+[[upstreams]]
+name = "fake"
+base_url = "http://{up}/v1"
+api_key_env = "UP_KEY"
+timeout_ms = 500
+idle_timeout_ms = 300
+
+[[models]]
+name = "gpt-4o"
+upstream = "fake"
+
+[[models]]
+name = "alias"
+upstream = "fake"
+upstream_model = "real-model"
+{tail}
+"#
+    );
+    let cfg = Config::from_toml_str(&toml).unwrap();
+    let policy = match policy {
+        Some(p) => parapet_policy::Policy::from_toml_str(p).unwrap(),
+        None => parapet_policy::Policy::builtin(),
+    };
+    let env = |k: &str| match k {
+        "GW_PEPPER" => Some(PEPPER.to_string()),
+        "UP_KEY" => Some("up-secret".to_string()),
+        _ => None,
+    };
+    let gw = Arc::new(Gateway::with_parts(cfg, engine(), &policy, &env).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(parapet_gateway::serve(
+        Arc::clone(&gw),
+        listener,
+        std::future::pending(),
+    ));
+    (addr, gw)
+}
+
+pub async fn gateway(up: SocketAddr) -> SocketAddr {
+    gateway_with(up, "", "", None).await
+}
+
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// POSTs JSON with the test key; returns status, headers and parsed body (or Null).
+pub async fn post(gw: SocketAddr, path: &str, body: &Value) -> (u16, HeaderMap, Value) {
+    post_raw(gw, path, serde_json::to_vec(body).unwrap(), Some(KEY)).await
+}
+
+pub async fn post_raw(
+    gw: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+    key: Option<&str>,
+) -> (u16, HeaderMap, Value) {
+    let mut rb = client()
+        .post(format!("http://{gw}{path}"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(k) = key {
+        rb = rb.bearer_auth(k);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let bytes = r.bytes().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The SSE `data` payloads of a streamed response.
+pub async fn post_stream(gw: SocketAddr, body: &Value) -> (u16, Vec<String>) {
+    let r = client()
+        .post(format!("http://{gw}/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let events = text
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| e.strip_prefix("data: ").unwrap_or(e).to_string())
+        .collect();
+    (status, events)
+}
+
+/// The text content of the streamed chunks, concatenated.
+pub fn streamed_text(events: &[String]) -> String {
+    events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+pub fn chat(model: &str, content: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": content}]})
+}
