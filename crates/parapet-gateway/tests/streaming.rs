@@ -36,18 +36,15 @@ fn assert_well_formed(events: &[String]) {
     }
 }
 
-/// The example: a card number and an AWS key split across four deltas must arrive
-/// redacted, with no event carrying any fragment of either value. The key is a random fake
-/// (`AKIAB3SKCZTKMBF6JDPY`, from the secret rule's own examples) because the literal
-/// `AKIAIOSFODNN7EXAMPLE` is AWS's documentation key, which `rules/secrets.toml` allowlists
-/// on purpose (`allow = ['EXAMPLE$']`).
+/// The example, literally: a card number and AWS's documentation key split across
+/// four deltas must arrive redacted, with no event carrying any fragment of either value.
 #[tokio::test]
 async fn card_and_aws_key_split_across_deltas_never_leak() {
     let parts = [
         "The card on file is 4111 ",
         "1111 11",
         "11 1111 and the backup key is AKIA",
-        "B3SKCZTKMBF6JDPY.",
+        "IOSFODNN7EXAMPLE.",
     ];
     for hb in [24, 32, 64, 128] {
         let up = fake(deltas(&parts)).await;
@@ -61,7 +58,7 @@ async fn card_and_aws_key_split_across_deltas_never_leak() {
             "holdback {hb}: {events:?}"
         );
         for e in &events {
-            for frag in ["4111", "1111", "AKIA", "B3SK", "F6JDPY"] {
+            for frag in ["4111", "1111", "AKIA", "IOSF", "EXAMPLE"] {
                 assert!(
                     !e.contains(frag),
                     "holdback {hb}: event {e} carries `{frag}`"
