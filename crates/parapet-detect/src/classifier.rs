@@ -16,6 +16,9 @@
 //! **File format** (`models/pi-linear/`): `model.json` (metadata, Platt parameters,
 //! cross-validated metrics) and `weights.bin` (little-endian `f32`, `2^bits × 3`, head-minor).
 
+// per-head loops index several parallel arrays (weights, biases, Platt parameters)
+#![allow(clippy::needless_range_loop)]
+
 use serde::{Deserialize, Serialize};
 
 /// Index of each head in the weight rows.

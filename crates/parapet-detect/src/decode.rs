@@ -481,7 +481,12 @@ fn leet_view(view: &View) -> Option<View> {
         while ts < te && matches!(chars[ts].0, '(' | '"' | '\'' | '[') {
             ts += 1;
         }
-        while te > ts && matches!(chars[te - 1].0, '.' | ',' | ';' | ':' | '!' | '?' | ')' | '"' | '\'' | ']') {
+        while te > ts
+            && matches!(
+                chars[te - 1].0,
+                '.' | ',' | ';' | ':' | '!' | '?' | ')' | '"' | '\'' | ']'
+            )
+        {
             te -= 1;
         }
         out.extend_from_slice(&chars[start..ts]);

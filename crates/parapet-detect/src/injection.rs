@@ -14,6 +14,9 @@
 //! payload is sharpened to `1 − (1 − c)²`. Whole-text transforms (ROT13, leetspeak views) are
 //! scored as plain text, without that boost.
 
+// per-head loops index several parallel arrays (weights, biases, Platt parameters)
+#![allow(clippy::needless_range_loop)]
+
 use crate::classifier::{Classifier, Head};
 use crate::detector::TextView;
 use crate::error::RuleError;

@@ -3,6 +3,9 @@
 //! scaling (Platt 1999) fitted on k-fold out-of-fold margins. Deterministic: the same data and
 //! [`TrainConfig`] give bit-identical weights (fixed seed, stable fold assignment by text hash).
 
+// per-head loops index several parallel arrays (weights, biases, Platt parameters)
+#![allow(clippy::needless_range_loop)]
+
 use crate::classifier::{sigmoid, vectorize, Classifier, ModelMeta, HEADS, HEAD_LABELS};
 
 /// One labelled training text.
