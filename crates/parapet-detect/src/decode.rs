@@ -235,7 +235,7 @@ fn decode_one(view: &View, limits: &DecodeLimits) -> Vec<(Encoding, Span, Decode
         let span = view.span(0, view.text.len());
         found.push((Encoding::Leet, span, Decoded::Mapped(v)));
     }
-    found.retain(|(_, _, d)| d.len() > 0 && d.chars().next().is_some());
+    found.retain(|(_, _, d)| d.len() > 0);
     found
 }
 
