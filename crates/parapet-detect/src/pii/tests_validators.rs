@@ -180,3 +180,72 @@ fn email_ipv6_and_phone_validators() {
     assert_eq!(phone("+44 20 7946", &regions), Outcome::Reject); // too short for GB
     assert_eq!(phone("12345", &regions), Outcome::Reject);
 }
+
+/// The per-region pre-filter must never reject a number that libphonenumber accepts for that
+/// region (it only saves parse calls), and it must reject shapes that cannot be national
+/// numbers of a region.
+#[test]
+fn phone_region_prefilter_is_a_necessary_condition() {
+    use super::rules::could_be_national;
+    use phonenumber::country::Id;
+    let regions = [
+        Id::US,
+        Id::GB,
+        Id::DE,
+        Id::FR,
+        Id::ES,
+        Id::IT,
+        Id::NL,
+        Id::AT,
+        Id::CH,
+    ];
+    // National-form numbers valid in their region (libphonenumber example numbers).
+    let valid = [
+        (Id::US, "2015550123"),
+        (Id::US, "12015550123"),
+        (Id::GB, "02079460958"),
+        (Id::GB, "07400123456"),
+        (Id::DE, "03012345678"),
+        (Id::DE, "015123456789"),
+        (Id::FR, "0123456789"),
+        (Id::FR, "0612345678"),
+        (Id::ES, "612345678"),
+        (Id::ES, "810123456"),
+        (Id::IT, "0212345678"),
+        (Id::IT, "3123456789"),
+        (Id::NL, "0101234567"),
+        (Id::NL, "0612345678"),
+        (Id::AT, "0664123456"),
+        (Id::AT, "01234567890"),
+        (Id::CH, "0212345678"),
+        (Id::CH, "0781234567"),
+    ];
+    for (r, n) in valid {
+        let parsed = phonenumber::parse(Some(r), n).map(|p| p.is_valid());
+        assert_eq!(
+            parsed.ok(),
+            Some(true),
+            "fixture {n} must be valid in {r:?}"
+        );
+        assert!(could_be_national(n, r), "{n} rejected for {r:?}");
+    }
+    // Exhaustive cross-check on numbers built from every region's shapes: whenever parsing
+    // in a region gives a valid number, the pre-filter keeps that region.
+    for (_, n) in valid {
+        for r in regions {
+            let ok = phonenumber::parse(Some(r), n).is_ok_and(|p| p.is_valid());
+            if ok {
+                assert!(
+                    could_be_national(n, r),
+                    "{n} valid in {r:?} but pre-filtered"
+                );
+            }
+        }
+    }
+    // Shapes that cannot be national numbers: wrong length for FR/CH, US area code 0/1,
+    // a Spanish number cannot start with 0.
+    assert!(!could_be_national("01234567", Id::FR));
+    assert!(!could_be_national("0123456", Id::CH));
+    assert!(!could_be_national("0125550123", Id::US));
+    assert!(!could_be_national("0532013000", Id::ES));
+}
