@@ -120,3 +120,16 @@ fn templates_that_do_not_parse_are_findings() {
         "{f:?}"
     );
 }
+
+#[test]
+fn deeply_nested_templates_do_not_overflow_the_stack() {
+    for n in [200usize, 5000] {
+        let t = "{% if x %}".repeat(n) + &"{% endif %}".repeat(n);
+        let f = run(&t);
+        assert!(f.iter().all(|(_, s, _)| *s <= Severity::Medium), "{f:?}");
+        let e = "{{ ".to_string() + &"(".repeat(n) + "x" + &")".repeat(n) + " }}";
+        run(&e);
+        let l = "{{ ".to_string() + &"[".repeat(n) + &"]".repeat(n) + " }}";
+        run(&l);
+    }
+}
