@@ -110,10 +110,17 @@ nested = {"class_name": "Functional", "config": {"name": "f", "layers": [
 benign = {"class_name": "Sequential", "config": {"name": "s", "layers": [DENSE]}}
 
 
+def weights_h5():
+    bio = io.BytesIO()
+    with h5py.File(bio, "w") as f:
+        f.create_group("layers/dense/vars").create_dataset("0", data=np.ones((2, 2), "float32"))
+    return bio.getvalue()
+
+
 def keras_zip(name, cfg):
     tzip(name, [("metadata.json", json.dumps({"keras_version": "3.4.1"}).encode()),
                 ("config.json", json.dumps(cfg).encode()),
-                ("model.weights.h5", b"")])
+                ("model.weights.h5", weights_h5())])
 
 
 def keras_h5(name, cfg):

@@ -103,17 +103,18 @@ if bigdir:
         throughput(os.path.join(bigdir, f), f)
 
 pp = parapet_table()
-rows, score = [], {t: [0, 0, 0, 0] for t in ("parapet", "picklescan", "modelscan")}
+rows, score = [], {t: [0, 0, 0, 0, 0] for t in ("parapet", "picklescan", "modelscan")}
 for name in sorted(os.listdir(corpus)):
     path = os.path.join(corpus, name)
     r = {"parapet": pp.get(name, ("missing", False)), "picklescan": picklescan(path),
          "modelscan": modelscan(path)}
     mal = name.startswith("m_")
-    for t, (_, flagged) in r.items():
+    for t, (label, flagged) in r.items():
         s = score[t]
         if mal:
             s[0] += flagged
             s[1] += 1
+            s[4] += flagged and label != "error"
         else:
             s[2] += flagged
             s[3] += 1
@@ -124,7 +125,7 @@ for name, r in rows:
     cell = lambda t: ("**" if (r[t][1] != name.startswith("m_")) else "") + r[t][0] + \
         ("**" if (r[t][1] != name.startswith("m_")) else "")
     print(f"| {name} | {cell('parapet')} | {cell('picklescan')} | {cell('modelscan')} |")
-print("\n| tool | malicious flagged | benign flagged (false positives) |\n|---|---|---|")
-for t, (a, b, c, d) in score.items():
-    print(f"| {t} | {a}/{b} | {c}/{d} |")
+print("\n| tool | malicious flagged (finding or error) | malicious with a finding naming the payload | benign flagged (false positives) |\n|---|---|---|---|")
+for t, (a, b, c, d, e) in score.items():
+    print(f"| {t} | {a}/{b} | {e}/{b} | {c}/{d} |")
 print("\n(bold = wrong: a malicious file not flagged, or a benign file flagged)")
