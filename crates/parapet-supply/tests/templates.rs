@@ -133,3 +133,18 @@ fn deeply_nested_templates_do_not_overflow_the_stack() {
         run(&l);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    /// Arbitrary Jinja-shaped text never panics, and whatever follows a `__class__` access
+    /// (text that breaks the parse included) never hides it: parsed or not, it is critical.
+    #[test]
+    fn arbitrary_templates_never_panic_or_hide(t in r#"(\{\{|\{%|%\}|\}\}|[a-z_'"~+|().\[\]: ]|__class__){0,60}"#) {
+        run(&t);
+        let f = run(&format!("{{{{ x.__class__ }}}}{t}"));
+        proptest::prop_assert!(
+            f.iter().any(|(r, s, _)| r == "gguf.template-injection" && *s == Severity::Critical),
+            "{t:?}: {f:?}"
+        );
+    }
+}
