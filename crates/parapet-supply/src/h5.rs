@@ -200,15 +200,20 @@ pub fn scan_h5(b: &dyn Blob, ctx: &mut Ctx<'_>) {
     if !k.layer_names.is_empty() && ctx.facts.tensors.is_none() {
         ctx.facts.layers = Some(k.layer_names.len() as u64);
     }
+    let mut unreadable_config = false;
     for (name, why) in &k.unreadable {
         if matches!(name.as_str(), "model_config" | "training_config") {
+            unreadable_config = true;
             ctx.report(
                 "h5.unparsed",
                 Some(0),
-                format!("root attribute {name} is not readable as text ({why})"),
+                format!("root attribute {name} is not readable as text ({why}); searched by content instead"),
                 Some(name.clone()),
             );
         }
+    }
+    if unreadable_config {
+        search_by_content(b, ctx);
     }
     for (name, text) in [
         ("model_config", &k.model_config),
