@@ -3,6 +3,11 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::sync::Arc;
+
+/// An owned, shareable blob (a duplicated file handle, a window into one), for readers
+/// that need `'static` storage (the HDF5 reader).
+pub type SharedBlob = Arc<dyn Blob + Send>;
 
 /// A random-access, read-only byte source of known length.
 pub trait Blob: Sync {
@@ -17,6 +22,11 @@ pub trait Blob: Sync {
     /// # Errors
     /// The underlying I/O error.
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// An owned handle on the same bytes when that is cheap (an open file is duplicated,
+    /// a window of a file stays a window); `None` for borrowed memory.
+    fn share(&self) -> Option<SharedBlob> {
+        None
+    }
 }
 
 impl Blob for File {
@@ -30,6 +40,9 @@ impl Blob for File {
     #[cfg(windows)]
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
         std::os::windows::fs::FileExt::seek_read(self, buf, pos)
+    }
+    fn share(&self) -> Option<SharedBlob> {
+        self.try_clone().ok().map(|f| Arc::new(f) as SharedBlob)
     }
 }
 
@@ -87,6 +100,37 @@ impl Blob for Sub<'_> {
             .unwrap_or(usize::MAX)
             .min(buf.len());
         self.inner.read_at(self.off + pos, &mut buf[..n])
+    }
+    fn share(&self) -> Option<SharedBlob> {
+        let inner = self.inner.share()?;
+        Some(Arc::new(OwnedSub {
+            inner,
+            off: self.off,
+            len: self.len,
+        }))
+    }
+}
+
+/// [`Sub`] over a [`SharedBlob`].
+struct OwnedSub {
+    inner: SharedBlob,
+    off: u64,
+    len: u64,
+}
+
+impl Blob for OwnedSub {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        Sub::new(&*self.inner, self.off, self.len).read_at(pos, buf)
+    }
+    fn share(&self) -> Option<SharedBlob> {
+        Some(Arc::new(OwnedSub {
+            inner: self.inner.clone(),
+            off: self.off,
+            len: self.len,
+        }))
     }
 }
 

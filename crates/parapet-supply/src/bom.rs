@@ -189,6 +189,7 @@ pub fn build(models: &[&Path], reports: &[FileReport]) -> Result<Bom, String> {
         let arch = mine.iter().find_map(|r| r.facts.architecture.clone());
         let params: u64 = mine.iter().filter_map(|r| r.facts.parameters).sum();
         let quant = mine.iter().find_map(|r| r.facts.quantization.clone());
+        let framework = mine.iter().find_map(|r| r.facts.framework.clone());
         let mut formats: Vec<&str> = mine
             .iter()
             .map(|r| r.format.as_str())
@@ -202,6 +203,9 @@ pub fn build(models: &[&Path], reports: &[FileReport]) -> Result<Bom, String> {
         }
         if let Some(q) = &quant {
             card_props.push(prop("quantization", q));
+        }
+        if let Some(fw) = &framework {
+            card_props.push(prop("framework", fw));
         }
         let files = m
             .iter()

@@ -41,9 +41,18 @@ fn lz(r: &mut dyn BufRead, xz: bool) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-struct LimitedWriter<'a> {
+/// A `Write` into a vector that fails once `left` bytes have been written (bounded
+/// decompression into memory).
+pub(crate) struct LimitedWriter<'a> {
     v: &'a mut Vec<u8>,
     left: u64,
+}
+
+impl<'a> LimitedWriter<'a> {
+    /// Writer into `v` accepting at most `limit` bytes.
+    pub(crate) fn new(v: &'a mut Vec<u8>, limit: u64) -> Self {
+        LimitedWriter { v, left: limit }
+    }
 }
 
 impl io::Write for LimitedWriter<'_> {

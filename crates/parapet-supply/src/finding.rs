@@ -103,6 +103,12 @@ pub struct ModelFacts {
     pub quantization: Option<String>,
     /// Number of tensors described by the header.
     pub tensors: Option<u64>,
+    /// Framework and version that wrote the file (`keras 2.15.0 (tensorflow)` from `.h5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework: Option<String>,
+    /// Number of layers with weights (Keras `.h5` `layer_names`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<u64>,
 }
 
 /// Result for one file.
@@ -166,6 +172,11 @@ impl<'r> Ctx<'r> {
             budget: INFLATE_BUDGET,
             seen_payloads: Default::default(),
         }
+    }
+
+    /// Findings reported so far, in order.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
     }
 
     /// Current location string (`archive/data.pkl > nested@0x1f`).

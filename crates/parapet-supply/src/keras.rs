@@ -1,12 +1,11 @@
 //! JSON configs: Keras model configs (`.keras` `config.json`, the `.h5` `model_config`
-//! attribute, standalone JSON) walked at any depth for `Lambda` layers, serialized Python
+//! attribute read by [`crate::h5`], standalone JSON) walked at any depth for `Lambda` layers, serialized Python
 //! functions and custom objects; Hugging Face hub configs (`auto_map` → `trust_remote_code`
 //! code) and tokenizer configs (`chat_template`, checked like GGUF templates).
 //! Sources: Keras 3 `saving/serialization_lib.py` (the `__lambda__` and `module`/
 //! `registered_name` fields), CVE-2024-3660 (Lambda code execution in Keras < 2.13),
 //! transformers `dynamic_module_utils.py` (`auto_map`).
 
-use crate::blob::{read_upto, Blob};
 use crate::finding::Ctx;
 use serde_json::Value;
 
@@ -85,7 +84,8 @@ pub fn scan_json(bytes: &[u8], ctx: &mut Ctx<'_>) {
     scan_value(&v, ctx);
 }
 
-fn scan_value(v: &Value, ctx: &mut Ctx<'_>) {
+/// Scans a parsed JSON config (Keras model config, hub `config.json`, tokenizer config).
+pub(crate) fn scan_value(v: &Value, ctx: &mut Ctx<'_>) {
     if let Some(am) = v.get("auto_map").and_then(Value::as_object) {
         let refs: Vec<String> = am.values().map(|x| x.to_string()).collect();
         ctx.report(
@@ -118,40 +118,4 @@ fn scan_value(v: &Value, ctx: &mut Ctx<'_>) {
         _ => {}
     }
     walk(v, "", ctx, 0);
-}
-
-/// Scans an HDF5 file for the Keras `model_config` attribute: the JSON text is located by
-/// content (attribute values are stored unfiltered) and walked like a `.keras` config.
-pub fn scan_h5(b: &dyn Blob, ctx: &mut Ctx<'_>) {
-    const NEEDLE: &[u8] = b"{\"class_name\"";
-    let chunk = 1usize << 20;
-    let mut pos = 0u64;
-    let mut found = 0;
-    while pos < b.len() && found < 16 {
-        let Ok(buf) = read_upto(b, pos, chunk + NEEDLE.len()) else {
-            ctx.error("read error in HDF5 file");
-            return;
-        };
-        let mut i = 0;
-        while let Some(k) = buf
-            .get(i..)
-            .and_then(|s| s.windows(NEEDLE.len()).position(|w| w == NEEDLE))
-        {
-            let at = pos + (i + k) as u64;
-            let text = read_upto(b, at, 64 << 20).unwrap_or_default();
-            let mut de = serde_json::Deserializer::from_slice(&text).into_iter::<Value>();
-            if let Some(Ok(v)) = de.next() {
-                found += 1;
-                ctx.within(format!("hdf5-json@{at}"), |c| scan_value(&v, c));
-                let used = de.byte_offset().max(1);
-                i += k + used;
-                if i >= chunk {
-                    break;
-                }
-            } else {
-                i += k + 1;
-            }
-        }
-        pos += chunk as u64;
-    }
 }

@@ -33,6 +33,7 @@ pub mod bom;
 pub mod compress;
 pub mod finding;
 pub mod gguf;
+pub mod h5;
 pub mod hash;
 pub mod keras;
 pub mod numpy;
@@ -45,6 +46,7 @@ pub mod scan;
 pub mod sign;
 pub mod sniff;
 pub mod template;
+pub mod template_tokens;
 pub mod zip;
 
 pub use finding::{Ctx, FileReport, Finding, Format, ModelFacts};

@@ -101,7 +101,7 @@ fn dispatch(fmt: Format, b: &dyn Blob, ctx: &mut Ctx<'_>, dir: Option<&Path>) ->
             Format::Onnx
         }
         Format::Hdf5 => {
-            crate::keras::scan_h5(b, ctx);
+            crate::h5::scan_h5(b, ctx);
             Format::Hdf5
         }
         Format::Json => {

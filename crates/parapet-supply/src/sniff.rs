@@ -13,6 +13,12 @@ pub const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
 /// A file that starts with `PROTO 0..5` counts as a pickle even when the rest is broken (so a
 /// damaged pickle is an error, never "unknown"); see [`sniff_member`] for archive members.
 pub fn sniff(prefix: &[u8], total_len: u64, rules: &Rules) -> Format {
+    // A safetensors header length of 0x80 + 256·k (k ≤ 5) starts with the bytes of a pickle
+    // PROTO opcode: the safetensors structure wins (a file that is also a clean pickle
+    // prefix is still scanned as a pickle too, as a polyglot, by the caller).
+    if is_safetensors(prefix, total_len) {
+        return Format::Safetensors;
+    }
     if prefix.first() == Some(&0x80) && prefix.get(1).is_some_and(|&p| p <= 5) {
         return Format::Pickle;
     }
@@ -149,5 +155,9 @@ mod tests {
         let mut st = 2u64.to_le_bytes().to_vec();
         st.extend_from_slice(b"{}");
         assert_eq!(sniff(&st, 10, &r), Format::Safetensors);
+        // header length 0x180: first bytes 0x80 0x01 look like a pickle PROTO opcode
+        let mut st = 0x180u64.to_le_bytes().to_vec();
+        st.push(b'{');
+        assert_eq!(sniff(&st, 0x190, &r), Format::Safetensors);
     }
 }

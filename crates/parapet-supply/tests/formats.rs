@@ -312,7 +312,8 @@ fn keras_lambda_at_depth_custom_objects_and_hub_configs() {
     let custom =
         r#"{"module":"my_layers","class_name":"Attn","registered_name":"Custom>Attn","config":{}}"#;
     assert!(rules_of(&scan(custom.as_bytes())).contains(&"keras.custom-object"));
-    // .h5: the model_config attribute text inside an HDF5 file
+    // .h5 that is not a readable HDF5 structure: the model JSON is found by content, and the
+    // fallback is reported (structured .h5 reading is tested in tests/h5.rs)
     let mut h5 = b"\x89HDF\r\n\x1a\n".to_vec();
     h5.extend([0u8; 300]);
     h5.extend(KERAS_LAMBDA.bytes());
@@ -320,6 +321,7 @@ fn keras_lambda_at_depth_custom_objects_and_hub_configs() {
     let r = scan(&h5);
     assert_eq!(r.format, Format::Hdf5);
     assert!(rules_of(&r).contains(&"keras.lambda"));
+    assert!(rules_of(&r).contains(&"h5.unparsed"));
     // hub hygiene
     let cfg = r#"{"architectures":["MyModel"],"auto_map":{"AutoModel":"modeling_my.MyModel"}}"#;
     let r = scan(cfg.as_bytes());

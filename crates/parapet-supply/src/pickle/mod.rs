@@ -7,7 +7,10 @@
 pub(crate) mod inline;
 pub mod ops;
 pub(crate) mod resolve;
+pub(crate) mod stream;
+pub(crate) mod text;
 pub mod vm;
 
 pub use inline::{dtype_itemsize, scan_torch_tar_member, storage_element_size, TarMember};
-pub use vm::{looks_like_pickle, scan_stream, StreamSummary};
+pub use stream::{looks_like_pickle, scan_stream};
+pub use vm::StreamSummary;

@@ -2,6 +2,8 @@
 //! header (so tests can lie in exactly one field), and small helpers.
 #![allow(dead_code)]
 
+pub mod h5w;
+
 use parapet_supply::{FileReport, Rules};
 
 /// Pickle builder: each method appends one opcode with its argument.
@@ -186,6 +188,10 @@ pub struct Member {
     pub flags: u16,
     pub crc: Option<u32>,
     pub in_central: bool,
+    /// Compression method written in both headers (0 = stored).
+    pub method: u16,
+    /// Compressed bytes written instead of `data` (which gives the CRC and size).
+    pub packed: Option<Vec<u8>>,
 }
 
 impl Member {
@@ -197,30 +203,41 @@ impl Member {
             flags: 0,
             crc: None,
             in_central: true,
+            method: 0,
+            packed: None,
+        }
+    }
+    /// A member compressed with `method`, `packed` being the compressed form of `data`.
+    pub fn packed(name: &str, data: &[u8], method: u16, packed: Vec<u8>) -> Self {
+        Member {
+            method,
+            packed: Some(packed),
+            ..Member::new(name, data)
         }
     }
 }
 
-/// Writes a stored (method 0) zip.
+/// Writes a zip (stored members unless a member says otherwise).
 pub fn zip(members: &[Member]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut cd = Vec::new();
     let mut count = 0u16;
     for m in members {
         let crc = m.crc.unwrap_or_else(|| crc32fast::hash(&m.data));
+        let body = m.packed.as_ref().unwrap_or(&m.data);
         let off = out.len() as u32;
         out.extend(b"PK\x03\x04");
         out.extend(20u16.to_le_bytes());
         out.extend(m.flags.to_le_bytes());
-        out.extend(0u16.to_le_bytes()); // stored
+        out.extend(m.method.to_le_bytes());
         out.extend([0u8; 4]); // time, date
         out.extend(crc.to_le_bytes());
-        out.extend((m.data.len() as u32).to_le_bytes());
+        out.extend((body.len() as u32).to_le_bytes());
         out.extend((m.data.len() as u32).to_le_bytes());
         out.extend((m.local_name.len() as u16).to_le_bytes());
         out.extend(0u16.to_le_bytes());
         out.extend(m.local_name.bytes());
-        out.extend(&m.data);
+        out.extend(body);
         if !m.in_central {
             continue;
         }
@@ -229,10 +246,10 @@ pub fn zip(members: &[Member]) -> Vec<u8> {
         cd.extend(20u16.to_le_bytes());
         cd.extend(20u16.to_le_bytes());
         cd.extend(m.flags.to_le_bytes());
-        cd.extend(0u16.to_le_bytes());
+        cd.extend(m.method.to_le_bytes());
         cd.extend([0u8; 4]);
         cd.extend(crc.to_le_bytes());
-        cd.extend((m.data.len() as u32).to_le_bytes());
+        cd.extend((body.len() as u32).to_le_bytes());
         cd.extend((m.data.len() as u32).to_le_bytes());
         cd.extend((m.central_name.len() as u16).to_le_bytes());
         cd.extend([0u8; 12]); // extra len, comment len, disk, int attr, ext attr (4)
