@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Environment variable naming the signing key file when `--key` is not given.
 pub const KEY_ENV: &str = "PARAPET_AUDIT_SIGNING_KEY_FILE";
 
-/// Verify or export the audit log.
+/// Verify, checkpoint or export the audit log.
 #[derive(Args, Debug)]
 pub struct AuditArgs {
     #[command(subcommand)]
