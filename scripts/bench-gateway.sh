@@ -34,13 +34,18 @@ trap cleanup EXIT
 
 command -v hey >/dev/null || { echo "hey not found: apt-get install -y hey" >&2; exit 2; }
 cd "$ROOT"
+# GATEWAY=cli: `parapet serve` (logs one line per request); GATEWAY=example (default): the
+# same library path from crates/parapet-gateway/examples/serve.rs, which builds without the
+# CLI's other crates and logs nothing per request.
+GATEWAY=${GATEWAY:-example}
 if [ -z "${NO_BUILD:-}" ]; then
-  cargo build --release -q -p parapet-cli --bin parapet
-  cargo build --release -q -p parapet-gateway --example fake_upstream
+  cargo build --release -q -p parapet-gateway --example fake_upstream --example serve
+  if [ "$GATEWAY" = cli ]; then cargo build --release -q -p parapet-cli --bin parapet; fi
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-PARAPET=$TARGET_DIR/release/parapet
 FAKE=$TARGET_DIR/release/examples/fake_upstream
+if [ "$GATEWAY" = cli ]; then SERVE=("$TARGET_DIR/release/parapet" serve --config)
+else SERVE=("$TARGET_DIR/release/examples/serve"); fi
 
 wait_port() { # host:port
   for _ in $(seq 1 200); do
@@ -54,7 +59,7 @@ wait_port() { # host:port
 wait_port "127.0.0.1:$UP_PORT"
 
 KEY="sk-bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-HASH=$(printf %s "$KEY" | "$PARAPET" serve --hash-key)
+HASH="sha256:$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)"   # = parapet serve --hash-key
 cat >"$WORK/gateway.toml" <<EOF
 listen = "127.0.0.1:$GW_PORT"
 [auth]
@@ -70,7 +75,7 @@ upstream = "fake"
 [audit]
 path = "audit.db"
 EOF
-"$PARAPET" serve --config "$WORK/gateway.toml" 2>"$WORK/gateway.log" & PIDS+=($!)
+"${SERVE[@]}" "$WORK/gateway.toml" 2>"$WORK/gateway.log" & PIDS+=($!)
 wait_port "127.0.0.1:$GW_PORT"
 
 # 1 KB of ordinary English as one user message
