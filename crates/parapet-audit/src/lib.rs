@@ -10,7 +10,8 @@
 //! recomputes every hash and checks sequence numbers and back-links, so a changed, deleted,
 //! inserted or reordered record is reported with the first bad sequence number. Like any
 //! unkeyed chain it cannot detect a rewrite of the whole chain or the removal of the newest
-//! records: keep the head hash that `verify` prints somewhere else (a ticket, another host).
+//! records on its own: signed [`checkpoint`]s (Ed25519 over a record's sequence number and
+//! hash) close that gap; [`verify_checkpoints`] reports a truncated tail or a rewritten chain.
 //!
 //! **Writer.** [`AuditWriter`] appends off the request path: a single thread owns the sink
 //! and writes batches (up to 256 records per transaction). [`AuditWriter::close`] flushes
@@ -33,6 +34,11 @@
 //! # std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+pub mod checkpoint;
+
+pub use checkpoint::{
+    checkpoint, verify_checkpoints, Checkpoint, CheckpointReport, CheckpointSigner,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -134,6 +140,17 @@ pub enum AuditError {
     /// A record could not be encoded or decoded.
     #[error("audit record encoding: {0}")]
     Encode(String),
+    /// A signing or verifying key could not be used (names the file).
+    #[error("audit key: {0}")]
+    Key(String),
+    /// A checkpoint does not match the log (truncated, rewritten) or its signature fails.
+    #[error("audit checkpoint at record {seq}: {reason}")]
+    Checkpoint {
+        /// The checkpoint's sequence number.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// The chain is broken at `seq` (the first bad record).
     #[error("audit chain broken at record {seq}: {reason}")]
     Broken {
@@ -162,6 +179,22 @@ pub trait AuditSink: Send {
     /// # Errors
     /// [`AuditError::Db`].
     fn read_raw(&self, from: u64, limit: usize) -> Result<Vec<(u64, String, String)>, AuditError>;
+    /// Stores a signed checkpoint.
+    ///
+    /// # Errors
+    /// [`AuditError`]; the default implementation stores nothing and says so.
+    fn write_checkpoint(&mut self, _cp: &Checkpoint) -> Result<(), AuditError> {
+        Err(AuditError::Encode(
+            "this audit sink cannot store checkpoints".into(),
+        ))
+    }
+    /// Every stored checkpoint, oldest first (none by default).
+    ///
+    /// # Errors
+    /// [`AuditError::Db`].
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The SQLite sink: table `audit_log(seq INTEGER PRIMARY KEY, time_ms, canonical, hash)`, WAL.
@@ -193,6 +226,14 @@ impl SqliteSink {
                 time_ms INTEGER NOT NULL,
                 canonical TEXT NOT NULL,
                 hash TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS audit_checkpoint (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                seq INTEGER NOT NULL,
+                hash TEXT NOT NULL,
+                time_ms INTEGER NOT NULL,
+                key_id TEXT NOT NULL,
+                signature TEXT NOT NULL
             );",
         )?;
         let mut s = SqliteSink { conn, head: None };
@@ -250,6 +291,30 @@ impl AuditSink for SqliteSink {
         )?;
         let rows = st.query_map(rusqlite::params![from as i64, limit as i64], |r| {
             Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn write_checkpoint(&mut self, cp: &Checkpoint) -> Result<(), AuditError> {
+        self.conn.execute(
+            "INSERT INTO audit_checkpoint (seq, hash, time_ms, key_id, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![cp.seq as i64, cp.hash, cp.time_ms as i64, cp.key_id, cp.signature],
+        )?;
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
+        let mut st = self.conn.prepare(
+            "SELECT seq, hash, time_ms, key_id, signature FROM audit_checkpoint ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Checkpoint {
+                seq: r.get::<_, i64>(0)?.max(0) as u64,
+                hash: r.get(1)?,
+                time_ms: r.get::<_, i64>(2)?.max(0) as u64,
+                key_id: r.get(3)?,
+                signature: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
@@ -374,7 +439,17 @@ pub struct AuditWriter {
 
 impl AuditWriter {
     /// Starts the writer thread over `sink`.
-    pub fn spawn(mut sink: Box<dyn AuditSink>) -> AuditWriter {
+    pub fn spawn(sink: Box<dyn AuditSink>) -> AuditWriter {
+        AuditWriter::spawn_with(sink, None)
+    }
+
+    /// Starts the writer thread over `sink`; with `checkpoints = Some((signer, every))` it
+    /// signs a checkpoint whenever the head passes a multiple of `every` records, and once
+    /// more at [`AuditWriter::close`] when records were added since the last one.
+    pub fn spawn_with(
+        mut sink: Box<dyn AuditSink>,
+        checkpoints: Option<(CheckpointSigner, u64)>,
+    ) -> AuditWriter {
         let (tx, rx): (SyncSender<AuditRecord>, Receiver<AuditRecord>) =
             sync_channel(QUEUE_CAPACITY);
         let depth = Arc::new(AtomicUsize::new(0));
@@ -383,6 +458,25 @@ impl AuditWriter {
         let thread = std::thread::Builder::new()
             .name("parapet-audit".into())
             .spawn(move || {
+                let signed_at = |s: &dyn AuditSink| {
+                    s.checkpoints()
+                        .ok()
+                        .and_then(|c| c.iter().map(|c| c.seq).max())
+                        .unwrap_or(0)
+                };
+                let mut last_cp = signed_at(sink.as_ref());
+                let sign = |sink: &mut Box<dyn AuditSink>, last_cp: &mut u64, force: bool| {
+                    let Some((signer, every)) = &checkpoints else {
+                        return;
+                    };
+                    let head = sink.head().ok().flatten().map_or(0, |h| h.0);
+                    let due = head / (*every).max(1) > *last_cp / (*every).max(1);
+                    if head > *last_cp && (due || force) {
+                        if let Ok(Some(cp)) = checkpoint(sink.as_mut(), signer) {
+                            *last_cp = cp.seq;
+                        }
+                    }
+                };
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
                     while batch.len() < 256 {
@@ -395,7 +489,9 @@ impl AuditWriter {
                     if sink.append(&batch).is_err() {
                         f.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     }
+                    sign(&mut sink, &mut last_cp, false);
                 }
+                sign(&mut sink, &mut last_cp, true);
             })
             .ok();
         AuditWriter {

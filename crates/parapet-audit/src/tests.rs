@@ -162,3 +162,143 @@ fn writer_flushes_everything_on_close() {
     let s = SqliteSink::open(&p).unwrap();
     assert_eq!(verify(&s).unwrap().records, 1000);
 }
+
+fn signer() -> CheckpointSigner {
+    CheckpointSigner::from_seed(&[7u8; 32])
+}
+
+fn cp_err(s: &SqliteSink, extra: &[Checkpoint]) -> String {
+    let r = verify(s).unwrap();
+    match verify_checkpoints(s, &r, &signer().verifying_key(), extra) {
+        Err(AuditError::Checkpoint { reason, .. }) => reason,
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
+}
+
+#[test]
+fn checkpoints_verify_and_report_the_uncovered_tail() {
+    let (_d, _p, mut s) = filled(5);
+    let cp = checkpoint(&mut s, &signer()).unwrap().unwrap();
+    assert_eq!(cp.seq, 5);
+    assert_eq!(cp.hash, s.head().unwrap().unwrap().1);
+    s.append(&[rec(6), rec(7)]).unwrap();
+    let r = verify(&s).unwrap();
+    let c = verify_checkpoints(&s, &r, &signer().verifying_key(), &[]).unwrap();
+    assert_eq!(
+        c,
+        CheckpointReport {
+            checkpoints: 1,
+            last_seq: Some(5),
+            uncovered: 2
+        }
+    );
+}
+
+#[test]
+fn truncated_tail_behind_a_checkpoint_is_detected() {
+    let (_d, _p, mut s) = filled(6);
+    checkpoint(&mut s, &signer()).unwrap();
+    // the attacker deletes the newest records: the chain alone still verifies
+    s.connection()
+        .execute("DELETE FROM audit_log WHERE seq >= 4", [])
+        .unwrap();
+    let s = SqliteSink::open(&_p).unwrap();
+    assert_eq!(verify(&s).unwrap().records, 3);
+    let e = cp_err(&s, &[]);
+    assert!(e.contains("truncated") && e.contains("record 6"), "{e}");
+}
+
+#[test]
+fn rewritten_chain_and_forged_checkpoints_are_detected() {
+    let (_d, p, mut s) = filled(4);
+    let cp = checkpoint(&mut s, &signer()).unwrap().unwrap();
+    // rebuild the whole chain from changed records: consistent, but not what was signed
+    let (_d2, p2, mut other) = {
+        let (d, p) = temp("rewrite");
+        let s = SqliteSink::open(&p).unwrap();
+        (d, p, s)
+    };
+    let mut changed: Vec<AuditRecord> = (1..=4).map(rec).collect();
+    changed[1].status = 500;
+    other.append(&changed).unwrap();
+    assert!(verify(&other).is_ok());
+    let e = cp_err(&other, std::slice::from_ref(&cp));
+    assert!(e.contains("differs from the signed checkpoint"), "{e}");
+    drop(p2);
+    // an edited checkpoint (pointing at an earlier head) fails its signature
+    let mut forged = cp.clone();
+    forged.seq = 2;
+    let e = cp_err(&s, std::slice::from_ref(&forged));
+    assert!(e.contains("signature does not verify"), "{e}");
+    // a checkpoint signed by another key
+    let other_key = CheckpointSigner::from_seed(&[9u8; 32]).sign(4, &cp.hash, 1);
+    let e = cp_err(&s, &[other_key]);
+    assert!(e.contains("another key"), "{e}");
+    drop(p);
+}
+
+#[test]
+fn writer_signs_every_n_records_and_on_close() {
+    let (_d, p) = temp("auto");
+    let w = AuditWriter::spawn_with(
+        Box::new(SqliteSink::open(&p).unwrap()),
+        Some((signer(), 10)),
+    );
+    for i in 1..=5 {
+        w.record(rec(i));
+    }
+    w.close(); // 5 < 10, but a clean shutdown signs the head
+    let w = AuditWriter::spawn_with(
+        Box::new(SqliteSink::open(&p).unwrap()),
+        Some((signer(), 10)),
+    );
+    for i in 6..=17 {
+        w.record(rec(i));
+    }
+    w.close();
+    let s = SqliteSink::open(&p).unwrap();
+    let seqs: Vec<u64> = s.checkpoints().unwrap().iter().map(|c| c.seq).collect();
+    assert_eq!(seqs.first(), Some(&5), "{seqs:?}");
+    assert_eq!(seqs.last(), Some(&17), "{seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let r = verify(&s).unwrap();
+    let c = verify_checkpoints(&s, &r, &signer().verifying_key(), &[]).unwrap();
+    assert_eq!((c.last_seq, c.uncovered), (Some(17), 0));
+}
+
+#[test]
+fn key_files_are_checked() {
+    let (d, _p) = temp("keys");
+    let path = d.0.join("k.json");
+    std::fs::write(&path, "{\"kty\": \"rsa\", \"public_key\": \"\"}").unwrap();
+    let e = CheckpointSigner::from_key_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not ed25519") && e.contains("k.json"), "{e}");
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pk = b64.encode(signer().verifying_key().to_bytes());
+    std::fs::write(
+        &path,
+        format!("{{\"kty\": \"ed25519\", \"public_key\": \"{pk}\"}}"),
+    )
+    .unwrap();
+    let e = CheckpointSigner::from_key_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no private_key"), "{e}");
+    assert_eq!(
+        checkpoint::read_public_key(&path).unwrap(),
+        signer().verifying_key()
+    );
+    std::fs::write(
+        &path,
+        format!(
+            "{{\"kty\": \"ed25519\", \"public_key\": \"{pk}\", \"private_key\": \"{}\"}}",
+            b64.encode([7u8; 32])
+        ),
+    )
+    .unwrap();
+    let s = CheckpointSigner::from_key_file(&path).unwrap();
+    assert_eq!(s.verifying_key(), signer().verifying_key());
+}

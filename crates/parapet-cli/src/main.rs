@@ -38,7 +38,7 @@ enum Command {
     Redteam(cmd_redteam::RedteamArgs),
     /// Run the OpenAI-compatible security gateway.
     Serve(cmd_serve::ServeArgs),
-    /// Verify or export the gateway's audit log.
+    /// Verify, checkpoint (sign) or export the gateway's audit log.
     Audit(cmd_audit::AuditArgs),
 }
 

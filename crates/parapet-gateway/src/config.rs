@@ -57,6 +57,18 @@ pub struct Config {
 pub struct Audit {
     /// SQLite database file (created if missing); relative to the configuration file.
     pub path: PathBuf,
+    /// Sign a checkpoint every this many records (and at shutdown); 0 or absent: only
+    /// `parapet audit checkpoint` signs. Needs a signing key.
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    /// Private key file (from `parapet model keygen`) that signs checkpoints; relative to the
+    /// configuration file.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Environment variable holding the path of the signing key file (instead of
+    /// `signing_key_file`).
+    #[serde(default)]
+    pub signing_key_env: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -138,6 +150,17 @@ pub struct ApiKey {
     /// `hmac-sha256:<64 hex>` (HMAC-SHA256 of the key under the pepper) or `sha256:<64 hex>`.
     /// Print one with `parapet serve --hash-key`.
     pub hash: String,
+    /// Requests per minute for this key (GCRA, bursts up to the same number); none = no
+    /// limit. Beyond it: 429 `rate_limit_exceeded` with `Retry-After`.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    /// Tokens per minute (token bucket refilled continuously); counted from the upstream's
+    /// `usage`, estimated from the request size before forwarding. None = no limit.
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
+    /// Tokens per UTC day; none = no limit.
+    #[serde(default)]
+    pub tokens_per_day: Option<u64>,
 }
 
 /// Output handling.
@@ -207,9 +230,14 @@ pub struct Upstream {
     /// Base URL including the API prefix, e.g. `http://127.0.0.1:11434/v1`; the gateway
     /// appends `/chat/completions`.
     pub base_url: String,
-    /// Environment variable holding the upstream's API key (sent as `Authorization: Bearer`).
+    /// Environment variable holding the upstream's API key (sent as `Authorization: Bearer`,
+    /// or `x-api-key` for an Anthropic upstream).
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// The API the upstream speaks: `openai` (default; serves `/v1/chat/completions`,
+    /// `/v1/completions`, `/v1/embeddings`) or `anthropic` (serves `/v1/messages`).
+    #[serde(default)]
+    pub api: Api,
     /// TCP/TLS connect timeout in milliseconds. Default 5000.
     #[serde(default = "default_connect_ms")]
     pub connect_timeout_ms: u64,
@@ -229,6 +257,17 @@ fn default_timeout_ms() -> u64 {
 }
 fn default_idle_ms() -> u64 {
     60_000
+}
+
+/// The API an upstream speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// OpenAI-compatible (`/chat/completions`, `/completions`, `/embeddings` under `base_url`).
+    #[default]
+    Openai,
+    /// Anthropic Messages API (`/messages` under `base_url`, e.g. `https://api.anthropic.com/v1`).
+    Anthropic,
 }
 
 /// A model name clients may use.
@@ -301,8 +340,13 @@ impl Config {
             if let Some(p) = c.policy.as_mut().filter(|p| p.is_relative()) {
                 *p = dir.join(&*p);
             }
-            if let Some(a) = c.audit.as_mut().filter(|a| a.path.is_relative()) {
-                a.path = dir.join(&a.path);
+            if let Some(a) = c.audit.as_mut() {
+                if a.path.is_relative() {
+                    a.path = dir.join(&a.path);
+                }
+                if let Some(k) = a.signing_key_file.as_mut().filter(|k| k.is_relative()) {
+                    *k = dir.join(&*k);
+                }
             }
         }
         Ok(c)
@@ -350,6 +394,8 @@ impl Config {
                     format!("duplicate id `{}`", k.id),
                 ));
             }
+            crate::ratelimit::validate_key_limits(k)
+                .map_err(|(field, m)| invalid(format!("auth.keys[{i}].{field}"), m))?;
             let alg = crate::identity::parse_hash(&k.hash)
                 .map_err(|m| invalid(format!("auth.keys[{i}].hash"), m))?
                 .0;
@@ -402,6 +448,21 @@ impl Config {
                 return Err(invalid(
                     format!("models[{i}].upstream"),
                     format!("no upstream named `{}`", m.upstream),
+                ));
+            }
+        }
+        if let Some(a) = &self.audit {
+            if a.signing_key_file.is_some() && a.signing_key_env.is_some() {
+                return Err(invalid(
+                    "audit.signing_key_env",
+                    "set either signing_key_file or signing_key_env, not both",
+                ));
+            }
+            if a.checkpoint_every > 0 && a.signing_key_file.is_none() && a.signing_key_env.is_none()
+            {
+                return Err(invalid(
+                    "audit.checkpoint_every",
+                    "needs audit.signing_key_file or audit.signing_key_env",
                 ));
             }
         }

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub kind: &'static str,
     /// Machine-readable `code`.
     pub code: &'static str,
+    /// Seconds for the `Retry-After` header (429 only).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -30,7 +32,20 @@ impl ApiError {
             message: message.into(),
             kind,
             code,
+            retry_after: None,
         }
+    }
+    /// 429: the key's request rate or token budget is exhausted; `retry_after` seconds
+    /// (at least 1) go into the `Retry-After` header.
+    pub fn rate_limited(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "requests",
+            "rate_limit_exceeded",
+            message,
+        );
+        e.retry_after = Some(retry_after.max(1));
+        e
     }
     /// 400: the request body is not valid.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -118,9 +133,48 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The Anthropic error type for this status
+    /// (<https://docs.anthropic.com/en/api/errors>).
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            504 => "timeout_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The body in the Anthropic shape `{"type": "error", "error": {"type", "message"}}`.
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        serde_json::json!({"type": "error", "error": {
+            "type": self.anthropic_type(), "message": self.message
+        }})
+    }
+
+    /// The response in the Anthropic error shape (same status and `Retry-After`).
+    pub fn into_anthropic_response(self) -> Response {
+        let r = (self.status, axum::Json(self.anthropic_body())).into_response();
+        self.with_retry_after(r)
+    }
+
+    fn with_retry_after(&self, mut r: Response) -> Response {
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        r
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let r = (self.status, axum::Json(self.body())).into_response();
+        self.with_retry_after(r)
     }
 }
 

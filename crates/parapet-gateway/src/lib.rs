@@ -37,14 +37,20 @@
 //! assert_eq!(c.redacted.as_deref(), Some("Here: <EXFIL_IMAGE>"));
 //! ```
 
+pub mod anthropic;
 mod chat;
+mod completions;
 pub mod config;
 pub mod error;
+mod forward;
 pub mod identity;
 pub mod inspect;
 pub mod metrics;
 pub mod output;
+pub mod ratelimit;
+mod relay;
 pub mod server;
+pub mod sse;
 pub mod stream;
 pub mod wire;
 

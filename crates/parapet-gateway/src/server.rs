@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
-use parapet_audit::{AuditRecord, AuditWriter, SqliteSink};
+use parapet_audit::{AuditRecord, AuditWriter, CheckpointSigner, SqliteSink};
 use parapet_detect::Engine;
 use parapet_policy::Policy;
 use std::collections::HashMap;
@@ -37,7 +37,9 @@ pub enum GatewayError {
 pub(crate) struct UpstreamClient {
     pub(crate) name: String,
     pub(crate) client: reqwest::Client,
-    pub(crate) chat_url: String,
+    /// `base_url` without a trailing `/`; endpoint paths are appended.
+    pub(crate) base_url: String,
+    pub(crate) api: crate::config::Api,
     pub(crate) api_key: Option<String>,
     pub(crate) timeout: Duration,
 }
@@ -55,6 +57,7 @@ pub struct Gateway {
     upstreams: Vec<UpstreamClient>,
     routes: HashMap<String, Route>,
     audit: Option<AuditWriter>,
+    limiter: crate::ratelimit::Limiter,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -138,7 +141,8 @@ impl Gateway {
             upstreams.push(UpstreamClient {
                 name: u.name.clone(),
                 client,
-                chat_url: format!("{}/chat/completions", u.base_url.trim_end_matches('/')),
+                base_url: u.base_url.trim_end_matches('/').to_string(),
+                api: u.api,
                 api_key,
                 timeout: Duration::from_millis(u.timeout_ms),
             });
@@ -169,14 +173,44 @@ impl Gateway {
             check_links: cfg.output.check_links,
         };
         let audit = match &cfg.audit {
-            Some(a) => Some(AuditWriter::spawn(Box::new(
-                SqliteSink::open(&a.path).map_err(|e| {
+            Some(a) => {
+                let key = match (&a.signing_key_file, &a.signing_key_env) {
+                    (Some(p), _) => Some(("audit.signing_key_file", p.clone())),
+                    (None, Some(var)) => Some((
+                        "audit.signing_key_env",
+                        env(var).map(std::path::PathBuf::from).ok_or_else(|| {
+                            GatewayError::Config(format!(
+                                "config: `audit.signing_key_env`: environment variable {var} is not set"
+                            ))
+                        })?,
+                    )),
+                    (None, None) => None,
+                };
+                let signer = match key {
+                    Some((field, p)) => Some(
+                        CheckpointSigner::from_key_file(&p)
+                            .map_err(|e| GatewayError::Config(format!("config: `{field}`: {e}")))?,
+                    ),
+                    None => None,
+                };
+                let sink = SqliteSink::open(&a.path).map_err(|e| {
                     GatewayError::Config(format!("config: `audit.path`: {}: {e}", a.path.display()))
-                })?,
-            ))),
+                })?;
+                let every = if a.checkpoint_every > 0 {
+                    a.checkpoint_every
+                } else {
+                    u64::MAX
+                };
+                Some(AuditWriter::spawn_with(
+                    Box::new(sink),
+                    signer.map(|s| (s, every)),
+                ))
+            }
             None => None,
         };
+        let limiter = crate::ratelimit::Limiter::new(&cfg.auth.keys);
         Ok(Gateway {
+            limiter,
             insp: Arc::new(Inspector::new(engine, policy, links)),
             cfg,
             keys,
@@ -202,6 +236,11 @@ impl Gateway {
         Some((self.upstreams.get(r.upstream)?, r.upstream_model.as_deref()))
     }
 
+    /// The per-key rate limiter and token budgets.
+    pub(crate) fn limiter(&self) -> &crate::ratelimit::Limiter {
+        &self.limiter
+    }
+
     /// Counts the request in the metrics and queues its audit record (no audit without
     /// `[audit]`).
     pub(crate) fn record(&self, r: AuditRecord) {
@@ -223,11 +262,15 @@ impl Gateway {
         }
     }
 
-    /// The HTTP routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /healthz`; every
+    /// The HTTP routes: `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+    /// `/v1/messages` (Anthropic), `GET /v1/models`, `/healthz`, `/readyz`, `/metrics`; every
     /// other path is a 404 in the OpenAI error shape.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/v1/chat/completions", post(crate::chat::chat_completions))
+            .route("/v1/completions", post(crate::completions::completions))
+            .route("/v1/embeddings", post(crate::completions::embeddings))
+            .route("/v1/messages", post(crate::anthropic::messages))
             .route("/v1/models", get(list_models))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(|| async { "ok" }))

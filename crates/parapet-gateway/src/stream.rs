@@ -16,6 +16,7 @@
 
 use crate::inspect::{Inspector, LeakGuard, Source, Summary};
 use crate::output::REPRO_WINDOW;
+pub use crate::sse::{SseFramer, MAX_EVENT_BYTES};
 use crate::wire::{ChatCompletionChunk, ChunkChoice, Delta, FunctionCall, ToolCall};
 use parapet_core::{Finding, Kind, Span, Verdict};
 use parapet_detect::redact;
@@ -50,100 +51,6 @@ impl GuardError {
     }
 }
 
-/// Splits an SSE byte stream into events and returns each event's `data` (lines joined with
-/// `\n`), per the WHATWG HTML "server-sent events" parsing rules for `data:` fields; events
-/// without data and comments are dropped. Handles `\n`, `\r\n` and `\r` line ends split
-/// anywhere across chunks.
-#[derive(Debug, Default)]
-pub struct SseFramer {
-    buf: Vec<u8>,
-}
-
-/// Largest SSE event accepted (bytes); beyond it the stream is malformed.
-pub const MAX_EVENT_BYTES: usize = 4 << 20;
-
-impl SseFramer {
-    /// Adds bytes; returns the `data` of every event completed by them.
-    ///
-    /// # Errors
-    /// [`GuardError::Malformed`] for an event over [`MAX_EVENT_BYTES`] or not UTF-8.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<String>, GuardError> {
-        self.buf.extend_from_slice(bytes);
-        let mut out = Vec::new();
-        while let Some((end, next)) = find_event_end(&self.buf) {
-            let ev: Vec<u8> = self.buf.drain(..next).take(end).collect();
-            let text = String::from_utf8(ev)
-                .map_err(|_| GuardError::Malformed("event is not UTF-8".into()))?;
-            if let Some(d) = event_data(&text) {
-                out.push(d);
-            }
-        }
-        if self.buf.len() > MAX_EVENT_BYTES {
-            return Err(GuardError::Malformed(format!(
-                "event over {MAX_EVENT_BYTES} bytes"
-            )));
-        }
-        Ok(out)
-    }
-
-    /// The data of a final event not followed by a blank line (stream ended).
-    pub fn finish(&mut self) -> Option<String> {
-        let rest = std::mem::take(&mut self.buf);
-        String::from_utf8(rest).ok().and_then(|t| event_data(&t))
-    }
-}
-
-/// (end of event content, start of next event) for the first blank line in `b`.
-fn find_event_end(b: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i < b.len() {
-        // a line end is \r\n, \n or \r; a blank line is two line ends in a row
-        let first = match b[i] {
-            b'\r' if b.get(i + 1) == Some(&b'\n') => 2,
-            b'\r' if i + 1 == b.len() => return None, // may be the start of \r\n
-            b'\r' | b'\n' => 1,
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        let j = i + first;
-        let second = match b.get(j) {
-            // a lone `\r` ends the blank line; a `\n` after it, if one comes, is an empty line
-            Some(b'\r') if b.get(j + 1) == Some(&b'\n') => 2,
-            Some(b'\r') | Some(b'\n') => 1,
-            Some(_) => {
-                i = j;
-                continue;
-            }
-            None => return None,
-        };
-        return Some((i, j + second));
-    }
-    None
-}
-
-fn event_data(ev: &str) -> Option<String> {
-    let mut data: Option<String> = None;
-    for line in ev.split(['\n', '\r']) {
-        let value = if let Some(v) = line.strip_prefix("data:") {
-            v.strip_prefix(' ').unwrap_or(v)
-        } else if line == "data" {
-            ""
-        } else {
-            continue;
-        };
-        match &mut data {
-            Some(d) => {
-                d.push('\n');
-                d.push_str(value);
-            }
-            None => data = Some(value.to_string()),
-        }
-    }
-    data
-}
-
 #[derive(Debug, Default)]
 struct TextState {
     ctx: String,
@@ -173,6 +80,7 @@ pub struct StreamGuard {
     tools: BTreeMap<(u32, u32), ToolState>,
     template: Map<String, Value>,
     summary: Summary,
+    label: &'static str,
 }
 
 fn char_split(s: &str, n: usize) -> (&str, &str) {
@@ -259,7 +167,15 @@ impl StreamGuard {
             tools: BTreeMap::new(),
             template: Map::new(),
             summary: Summary::default(),
+            label: "choices",
         }
+    }
+
+    /// Names text locations `<label>[index]` in the audit (default `choices`; the
+    /// Anthropic relay uses `content`).
+    pub fn with_label(mut self, label: &'static str) -> Self {
+        self.label = label;
+        self
     }
 
     /// What was decided so far (for audit and metrics).
@@ -281,6 +197,8 @@ impl StreamGuard {
         let had_choices = !chunk.choices.is_empty();
         let mut kept = Vec::with_capacity(chunk.choices.len());
         for mut ch in std::mem::take(&mut chunk.choices) {
+            // logprobs repeat the text token by token, unheld: never forwarded in a stream
+            ch.extra.remove("logprobs");
             if let Some(c) = ch.delta.content.take() {
                 self.texts.entry(ch.index).or_default().pending.push_str(&c);
             }
@@ -354,6 +272,59 @@ impl StreamGuard {
         Ok(out)
     }
 
+    /// Adds generated text to the held text of block or choice `index` and returns the part
+    /// that may be released now (scanned and redacted); used by relays whose wire format is
+    /// not a chat-completion chunk (legacy completions, Anthropic Messages).
+    ///
+    /// # Errors
+    /// As [`StreamGuard::on_data`].
+    pub fn push_text(&mut self, index: u32, text: &str) -> Result<String, GuardError> {
+        self.texts.entry(index).or_default().pending.push_str(text);
+        self.release(index, false)
+    }
+
+    /// The block or choice `index` ended: releases all its held text, scanned and redacted.
+    ///
+    /// # Errors
+    /// As [`StreamGuard::on_data`].
+    pub fn end_text(&mut self, index: u32) -> Result<String, GuardError> {
+        self.release(index, true)
+    }
+
+    /// Indices that still hold text (for a relay's final flush).
+    pub fn held_indices(&self) -> Vec<u32> {
+        self.texts
+            .iter()
+            .filter(|(_, t)| !t.pending.is_empty())
+            .map(|(i, _)| *i)
+            .collect()
+    }
+
+    /// Scans assembled tool-call arguments (or an Anthropic `tool_use` input) whole; returns
+    /// them redacted per policy. `location` names them in the audit (`content[1]`).
+    ///
+    /// # Errors
+    /// [`GuardError::Blocked`] when the policy blocks; [`GuardError::ScanFailed`] when a
+    /// scanner panicked.
+    pub fn check_args(
+        &mut self,
+        args: String,
+        location: impl FnOnce() -> String,
+    ) -> Result<String, GuardError> {
+        let insp = Arc::clone(&self.insp);
+        let canary = self.canary.clone();
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            insp.check(&args, Source::OutputToolArgs, canary.as_ref())
+        }))
+        .map_err(|_| GuardError::ScanFailed)?;
+        self.summary
+            .merge(&checked.decision, checked.findings.iter(), location);
+        if checked.decision.verdict == Verdict::Block {
+            return Err(GuardError::Blocked(self.summary.blocked_kinds()));
+        }
+        Ok(checked.redacted.unwrap_or(args))
+    }
+
     fn absorb_tool(&mut self, choice: u32, tc: ToolCall) -> Result<(), GuardError> {
         let st = self
             .tools
@@ -393,21 +364,8 @@ impl StreamGuard {
             let Some(mut st) = self.tools.remove(&k) else {
                 continue;
             };
-            let insp = Arc::clone(&self.insp);
-            let canary = self.canary.clone();
             let args = std::mem::take(&mut st.args);
-            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                insp.check(&args, Source::OutputToolArgs, canary.as_ref())
-            }))
-            .map_err(|_| GuardError::ScanFailed)?;
-            self.summary
-                .merge(&checked.decision, checked.findings.iter(), || {
-                    format!("choices[{}].tool_calls[{}]", k.0, k.1)
-                });
-            if checked.decision.verdict == Verdict::Block {
-                return Err(GuardError::Blocked(self.summary.blocked_kinds()));
-            }
-            let args = checked.redacted.unwrap_or(args);
+            let args = self.check_args(args, || format!("choices[{}].tool_calls[{}]", k.0, k.1))?;
             out.push(ToolCall {
                 index: Some(k.1),
                 id: st.id,
@@ -453,8 +411,9 @@ impl StreamGuard {
         }
         let decision = insp.policy(Source::Output).decide(&findings, &scores);
         if decision.verdict == Verdict::Block {
-            self.summary
-                .merge(&decision, findings.iter(), || format!("choices[{index}]"));
+            self.summary.merge(&decision, findings.iter(), || {
+                format!("{}[{index}]", self.label)
+            });
             return Err(GuardError::Blocked(self.summary.blocked_kinds()));
         }
         // spans to redact, relative to `pending` (a span starting in ctx starts at 0)
@@ -494,7 +453,7 @@ impl StreamGuard {
         }
         let committed = findings.iter().filter(|f| f.span.end <= ctx_n + cut);
         self.summary
-            .merge(&decision, committed, || format!("choices[{index}]"));
+            .merge(&decision, committed, || format!("{}[{index}]", self.label));
         if cut == 0 {
             return Ok(String::new());
         }
@@ -525,29 +484,6 @@ impl StreamGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn framer_handles_every_line_ending_and_split() {
-        let raw = b"data: a\n\ndata: b\r\n\r\n: comment\n\ndata: c\rdata: d\r\r";
-        for split in 0..raw.len() {
-            let mut f = SseFramer::default();
-            let mut got = f.push(&raw[..split]).unwrap();
-            got.extend(f.push(&raw[split..]).unwrap());
-            assert_eq!(got, vec!["a", "b", "c\nd"], "split at {split}");
-        }
-        let mut f = SseFramer::default();
-        assert!(f.push(b"data: x").unwrap().is_empty());
-        assert_eq!(f.finish().as_deref(), Some("x"));
-    }
-
-    #[test]
-    fn framer_rejects_invalid_utf8() {
-        let mut f = SseFramer::default();
-        assert!(matches!(
-            f.push(b"data: \xff\n\n"),
-            Err(GuardError::Malformed(_))
-        ));
-    }
 
     #[test]
     fn open_constructs() {

@@ -88,7 +88,7 @@ async fn models_list_and_unknown_paths() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, vec!["gpt-4o", "alias"]);
+    assert_eq!(ids, vec!["gpt-4o", "alias", "claude", "claude-alias"]);
     assert_eq!(v["object"], "list");
     let r = client()
         .get(format!("http://{gw}/v1/nothing"))

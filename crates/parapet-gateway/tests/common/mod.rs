@@ -41,10 +41,14 @@ pub enum Reply {
     Slow(u64, Value),
 }
 
+/// Path and headers of every request the fake upstream received.
+pub type Meta = Arc<Mutex<Vec<(String, HeaderMap)>>>;
+
 #[derive(Clone)]
 pub struct Fake {
     pub addr: SocketAddr,
     pub received: Received,
+    pub meta: Meta,
 }
 
 impl Fake {
@@ -55,6 +59,21 @@ impl Fake {
             .iter()
             .map(|(_, b)| b.clone())
             .collect()
+    }
+    pub fn paths(&self) -> Vec<String> {
+        self.meta
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+    pub fn header(&self, i: usize, name: &str) -> Option<String> {
+        self.meta.lock().unwrap().get(i).and_then(|(_, h)| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
     }
     pub fn auth(&self) -> Vec<Option<String>> {
         self.received
@@ -69,13 +88,19 @@ impl Fake {
 struct FakeState {
     reply: Reply,
     received: Received,
+    meta: Meta,
 }
 
 async fn fake_handler(
     State(s): State<Arc<FakeState>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    s.meta
+        .lock()
+        .unwrap()
+        .push((uri.path().to_string(), headers.clone()));
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let auth = headers
         .get("authorization")
@@ -117,19 +142,28 @@ async fn fake_handler(
 
 pub async fn fake(reply: Reply) -> Fake {
     let received = Arc::new(Mutex::new(Vec::new()));
+    let meta: Meta = Arc::new(Mutex::new(Vec::new()));
     let state = Arc::new(FakeState {
         reply,
         received: Arc::clone(&received),
+        meta: Arc::clone(&meta),
     });
     let app = Router::new()
         .route("/v1/chat/completions", route_post(fake_handler))
+        .route("/v1/completions", route_post(fake_handler))
+        .route("/v1/embeddings", route_post(fake_handler))
+        .route("/v1/messages", route_post(fake_handler))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
-    Fake { addr, received }
+    Fake {
+        addr,
+        received,
+        meta,
+    }
 }
 
 /// SSE frames of a streamed answer: a role chunk, one chunk per text delta, a finish chunk
@@ -183,6 +217,19 @@ pub async fn gateway_full(
     tail: &str,
     policy: Option<&str>,
 ) -> (SocketAddr, Arc<Gateway>) {
+    gateway_key(up, top, "", tail, policy).await
+}
+
+/// As [`gateway_full`], with extra lines in the test key's `[[auth.keys]]` table (limits).
+/// Also routes model `claude` (and `claude-alias` → `claude-real`) to an `api = "anthropic"`
+/// upstream at the same fake.
+pub async fn gateway_key(
+    up: SocketAddr,
+    top: &str,
+    key_extra: &str,
+    tail: &str,
+    policy: Option<&str>,
+) -> (SocketAddr, Arc<Gateway>) {
     let hash = parapet_gateway::identity::hash_key(Some(PEPPER.as_bytes()), KEY);
     let toml = format!(
         r#"{top}
@@ -191,6 +238,7 @@ pepper_env = "GW_PEPPER"
 [[auth.keys]]
 id = "team-test"
 hash = "{hash}"
+{key_extra}
 
 [[upstreams]]
 name = "fake"
@@ -207,6 +255,23 @@ upstream = "fake"
 name = "alias"
 upstream = "fake"
 upstream_model = "real-model"
+
+[[upstreams]]
+name = "anthropic"
+base_url = "http://{up}/v1"
+api = "anthropic"
+api_key_env = "UP_KEY"
+timeout_ms = 500
+idle_timeout_ms = 300
+
+[[models]]
+name = "claude"
+upstream = "anthropic"
+
+[[models]]
+name = "claude-alias"
+upstream = "anthropic"
+upstream_model = "claude-real"
 {tail}
 "#
     );
@@ -269,10 +334,25 @@ pub async fn post_raw(
     )
 }
 
-/// The SSE `data` payloads of a streamed response.
+/// The SSE `data` payloads of a streamed chat response.
 pub async fn post_stream(gw: SocketAddr, body: &Value) -> (u16, Vec<String>) {
+    post_stream_to(gw, "/v1/chat/completions", body).await
+}
+
+/// The SSE `data` payloads of a streamed response from `path`.
+pub async fn post_stream_to(gw: SocketAddr, path: &str, body: &Value) -> (u16, Vec<String>) {
+    let (s, events) = post_events(gw, path, body).await;
+    (s, events.into_iter().map(|(_, d)| d).collect())
+}
+
+/// `(event name, data)` of every SSE event of a streamed response from `path`.
+pub async fn post_events(
+    gw: SocketAddr,
+    path: &str,
+    body: &Value,
+) -> (u16, Vec<(Option<String>, String)>) {
     let r = client()
-        .post(format!("http://{gw}/v1/chat/completions"))
+        .post(format!("http://{gw}{path}"))
         .bearer_auth(KEY)
         .header("content-type", "application/json")
         .body(serde_json::to_vec(body).unwrap())
@@ -285,7 +365,18 @@ pub async fn post_stream(gw: SocketAddr, body: &Value) -> (u16, Vec<String>) {
     let events = text
         .split("\n\n")
         .filter(|e| !e.is_empty())
-        .map(|e| e.strip_prefix("data: ").unwrap_or(e).to_string())
+        .map(|e| {
+            let mut name = None;
+            let mut data = e.to_string();
+            for line in e.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = Some(n.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = d.to_string();
+                }
+            }
+            (name, data)
+        })
         .collect();
     (status, events)
 }
