@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: parapet (library scan, release build) vs picklescan vs modelscan (PyPI) on the
 # same generated corpus in the same run. Results go to stdout (markdown); see
-# docs/bench-supply2.md for a recorded run.
+# BENCHMARKS.md ("Model scanner vs picklescan and modelscan") for a recorded run.
 #   scripts/bench-supply.sh [RUNS] [BIG_MB]
 # Env: VENV (default /tmp/parapet-bench-venv), CORPUS (default target/bench-supply-corpus).
 set -euo pipefail
