@@ -6,6 +6,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use parapet_detect::Engine;
 use std::hint::black_box;
 
+mod common;
+use common::cpu_time;
+
 fn prompt_1kb() -> String {
     let base = "Hi! Please summarise the customer email below and draft a polite reply. \
         The customer, Jane Doe (jane.doe@example.com, +44 20 7946 0958), says her order #4471 \
@@ -41,6 +44,10 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(text.len() as u64));
         g.bench_with_input(BenchmarkId::new("scan", name), &text, |b, t| {
             b.iter(|| black_box(engine.scan(black_box(t))))
+        });
+        // Same work, timed in this thread's CPU time (robust to other load on the machine).
+        g.bench_with_input(BenchmarkId::new("scan_cpu", name), &text, |b, t| {
+            b.iter_custom(|iters| cpu_time(iters, || drop(black_box(engine.scan(black_box(t))))))
         });
     }
     let doc: String = prompt_1kb().repeat(1024);
