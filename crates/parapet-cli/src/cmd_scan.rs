@@ -51,6 +51,10 @@ pub struct ScanArgs {
 /// JSONL lines scanned per batch (the semantic tier batches its forward passes).
 const BATCH_LINES: usize = 32;
 
+/// JSONL lines waiting for a batch: line number and the text with whether the line was lossily
+/// decoded, or the error.
+type Pending = Vec<(usize, Result<(String, bool), String>)>;
+
 fn parse_verdict(s: &str) -> Result<Verdict, String> {
     match Verdict::parse(s) {
         Some(v) if v != Verdict::Allow => Ok(v),
@@ -143,10 +147,8 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         let mut buf = Vec::new();
         let mut line_no = 0usize;
         // (line, text and whether the line was lossily decoded, or the error)
-        let mut pending: Vec<(usize, Result<(String, bool), String>)> = Vec::new();
-        let mut flush = |pending: &mut Vec<(usize, Result<(String, bool), String>)>,
-                         out: &mut dyn Write|
-         -> anyhow::Result<()> {
+        let mut pending: Pending = Vec::new();
+        let mut flush = |pending: &mut Pending, out: &mut dyn Write| -> anyhow::Result<()> {
             let texts: Vec<&str> = pending
                 .iter()
                 .filter_map(|(_, r)| r.as_ref().ok().map(|(t, _)| t.as_str()))

@@ -43,8 +43,11 @@ fn char_offset(s: &str, b: usize) -> usize {
         .map_or(0, |p| p.chars().count())
 }
 
+/// Token ids and their byte ranges in the tokenized text.
+type Tokens = (Vec<u32>, Vec<(usize, usize)>);
+
 /// Token ids and byte offsets (into `text`) of `text`, without special tokens.
-fn tokenize(tok: &Tokenizer, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>), SemanticError> {
+fn tokenize(tok: &Tokenizer, text: &str) -> Result<Tokens, SemanticError> {
     let enc = tok
         .encode(text, false)
         .map_err(|e| SemanticError::Tokenize(e.to_string()))?;
