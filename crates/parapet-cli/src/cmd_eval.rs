@@ -7,6 +7,13 @@
 //! overall and per language. With `--kfold K` the classifier is retrained K times, each time
 //! without one fold, and scores only the held-out fold (folds by a stable hash of the text,
 //! the same assignment the trainer uses).
+//!
+//! With the semantic tier (`--tier all`, the default when its model is found) the table also
+//! shows the fast tier alone (`fast`: rules + classifier, what `combined` is without the
+//! semantic tier), the semantic tier alone (`semantic`, run on every row) and `combined`, the
+//! engine's final score under the `--semantic` mode (`uncertain` by default: the semantic score
+//! counts only where the fast tier's score is inside `--uncertain-band`). The semantic model is
+//! never retrained by `--kfold`.
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -53,7 +60,33 @@ pub struct EvalArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Which tiers to report: fast (rules + classifier), semantic, combined, or all side by
+    /// side (default: all when the semantic model is found, else fast).
+    #[arg(long, value_enum)]
+    pub tier: Option<TierSel>,
+    /// Semantic tier options.
+    #[command(flatten)]
+    pub semantic: crate::semantic::SemanticArgs,
 }
+
+/// `--tier` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TierSel {
+    /// The fast tier: combined engine score (without the semantic tier), rules, classifier.
+    Fast,
+    /// The semantic tier alone.
+    Semantic,
+    /// The engine's final score with the semantic tier.
+    Combined,
+    /// Everything side by side.
+    All,
+}
+
+/// Score columns per row, in this order.
+const COLUMNS: [&str; 5] = ["combined", "rules", "classifier", "fast", "semantic"];
+
+/// Rows scanned per engine batch.
+const EVAL_BATCH: usize = 32;
 
 /// Metrics of one scorer on one slice.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -181,12 +214,31 @@ fn read_rows(args: &EvalArgs) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Scores per row: (combined, rules only, classifier only).
-fn score_rows(engine: &Engine, rows: &[&Row], kinds: &[Kind]) -> Vec<[f32; 3]> {
-    rows.iter()
-        .map(|r| {
-            let report = engine.scan(&r.text);
-            let combined = kinds.iter().map(|&k| report.score(k)).fold(0f32, f32::max);
+/// Scores per row, in [`COLUMNS`] order. `combine` is the mode under which the semantic score
+/// enters `combined` (`None`: it never does).
+fn score_rows(
+    engine: &Engine,
+    rows: &[&Row],
+    kinds: &[Kind],
+    combine: Option<parapet_detect::TierMode>,
+) -> Vec<[f32; 5]> {
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(EVAL_BATCH) {
+        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
+        for (r, report) in chunk.iter().zip(engine.scan_many(&texts)) {
+            let tier =
+                |name: &str, k: Kind| report.tiers.get(name).and_then(|m| m.get(&k)).copied();
+            let fast_of = |k: Kind| tier("fast", k).unwrap_or_else(|| report.score(k));
+            let fast = kinds.iter().map(|&k| fast_of(k)).fold(0f32, f32::max);
+            let sem = kinds
+                .iter()
+                .map(|&k| tier("semantic", k).unwrap_or(0.0))
+                .fold(0f32, f32::max);
+            let gate = fast_of(Kind::PromptInjection).max(fast_of(Kind::Jailbreak));
+            let combined = match combine {
+                Some(m) if report.tiers.contains_key("semantic") && m.wants(gate) => fast.max(sem),
+                _ => fast,
+            };
             let (tv, _) = engine.views(&r.text);
             let a = engine.injection().assess(&tv);
             let rules = a
@@ -196,9 +248,10 @@ fn score_rows(engine: &Engine, rows: &[&Row], kinds: &[Kind]) -> Vec<[f32; 3]> {
                 .map(|f| f.score)
                 .fold(0f32, f32::max);
             let clf = a.classifier[0].max(a.classifier[1]);
-            [combined, rules, clf]
-        })
-        .collect()
+            out.push([combined, rules, clf, fast, sem]);
+        }
+    }
+    out
 }
 
 /// Runs `parapet eval`.
@@ -217,8 +270,56 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
             .and_then(|t| t.block)
             .unwrap_or(0.85)
     });
-    let engine = Engine::builtin()?;
-    let mut scores = vec![[0f32; 3]; rows.len()];
+    use crate::semantic::Mode;
+    let want_semantic = args.tier != Some(TierSel::Fast);
+    let tier = if want_semantic {
+        crate::semantic::load(&args.semantic, "eval", None)?
+    } else {
+        None
+    };
+    if tier.is_none() && matches!(args.tier, Some(TierSel::Semantic | TierSel::Combined)) {
+        bail!("--tier semantic/combined needs the semantic model (see --semantic-model)");
+    }
+    let sel = args.tier.unwrap_or(if tier.is_some() {
+        TierSel::All
+    } else {
+        TierSel::Fast
+    });
+    let combine = args
+        .semantic
+        .tier_mode(args.semantic.semantic.unwrap_or(Mode::Uncertain));
+    if let Some(t) = &tier {
+        eprintln!(
+            "parapet eval: semantic model {} (version {}), combined under {:?}",
+            t.dir.display(),
+            t.version,
+            combine
+        );
+    }
+    // the semantic tier runs on every row; `combine` decides where it counts
+    let with_tier = |e: Engine| match &tier {
+        Some(t) => e.with_tier_config(
+            Box::new(crate::semantic::Shared(t.scorer.clone())),
+            parapet_detect::TierConfig {
+                mode: parapet_detect::TierMode::Always,
+                report_floor: t.fpr_5,
+                fail_closed: false,
+            },
+        ),
+        None => e,
+    };
+    let engine = with_tier(Engine::builtin()?);
+    let names: &[&str] = match sel {
+        TierSel::Fast => &["combined", "rules", "classifier"],
+        TierSel::Semantic => &["semantic"],
+        TierSel::Combined => &["combined"],
+        TierSel::All => &["fast", "rules", "classifier", "semantic", "combined"],
+    };
+    let scorers: Vec<(&str, usize)> = names
+        .iter()
+        .filter_map(|n| COLUMNS.iter().position(|c| c == n).map(|i| (*n, i)))
+        .collect();
+    let mut scores = vec![[0f32; 5]; rows.len()];
     match args.kfold {
         Some(k) if k >= 2 => {
             let samples: Vec<Sample> = rows
@@ -237,12 +338,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
                     .collect();
                 let clf = train(&train_set, &cfg, &format!("fold-{f}"));
                 let det = InjectionDetector::new(engine.injection().rules().clone(), clf);
-                let fold_engine = Engine::builtin()?.with_injection(det);
+                let fold_engine = with_tier(Engine::builtin()?.with_injection(det));
                 let idx: Vec<usize> = (0..rows.len())
                     .filter(|&i| fold_of(&rows[i].text, k) == f)
                     .collect();
                 let held: Vec<&Row> = idx.iter().map(|&i| &rows[i]).collect();
-                for (i, s) in idx.iter().zip(score_rows(&fold_engine, &held, &kinds)) {
+                for (i, s) in idx
+                    .iter()
+                    .zip(score_rows(&fold_engine, &held, &kinds, combine))
+                {
                     scores[*i] = s;
                 }
                 eprintln!("parapet eval: fold {}/{k} done", f + 1);
@@ -251,14 +355,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         Some(_) => bail!("--kfold needs at least 2 folds"),
         None => {
             let all: Vec<&Row> = rows.iter().collect();
-            scores = score_rows(&engine, &all, &kinds);
+            scores = score_rows(&engine, &all, &kinds, combine);
         }
     }
     let labels: Vec<bool> = rows
         .iter()
         .map(|r| args.positive.contains(&r.label))
         .collect();
-    let scorers = ["combined", "rules", "classifier"];
     let mut slices: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     slices.insert("all".into(), (0..rows.len()).collect());
     for (i, r) in rows.iter().enumerate() {
@@ -275,9 +378,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     for (name, idx) in &slices {
         let l: Vec<bool> = idx.iter().map(|&i| labels[i]).collect();
         let mut m = BTreeMap::new();
-        for (j, s) in scorers.iter().enumerate() {
+        for &(s, j) in &scorers {
             let sc: Vec<f32> = idx.iter().map(|&i| scores[i][j]).collect();
-            m.insert(*s, metrics(&sc, &l, threshold));
+            m.insert(s, metrics(&sc, &l, threshold));
         }
         report.insert(name.clone(), m);
     }
@@ -310,11 +413,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     ]);
     let f = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into());
     for (name, m) in &report {
-        if name.starts_with("lang=") && m["combined"].n < 10 {
+        if name.starts_with("lang=") && m.values().next().is_some_and(|x| x.n < 10) {
             continue;
         }
-        for s in scorers {
-            let x = &m[s];
+        for &(s, _) in &scorers {
+            let Some(x) = m.get(s) else { continue };
             t.add_row([
                 name.clone(),
                 s.to_string(),
@@ -330,9 +433,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         }
     }
     println!("{t}");
-    let all = &report["all"]["combined"];
+    let last = scorers.last().map_or("combined", |s| s.0);
+    let Some(all) = report.get("all").and_then(|m| m.get(last)) else {
+        return Ok(0);
+    };
     println!(
-        "operating points (combined): 1% FPR at score > {} · 5% FPR at score > {}",
+        "operating points ({last}): 1% FPR at score > {} · 5% FPR at score > {}",
         f(all.threshold_1pct_fpr),
         f(all.threshold_5pct_fpr)
     );

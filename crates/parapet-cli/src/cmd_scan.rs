@@ -43,7 +43,17 @@ pub struct ScanArgs {
     /// Exit with status 1 if any verdict is at least this strict.
     #[arg(long, value_parser = parse_verdict)]
     pub fail_on: Option<Verdict>,
+    /// Semantic tier options.
+    #[command(flatten)]
+    pub semantic: crate::semantic::SemanticArgs,
 }
+
+/// JSONL lines scanned per batch (the semantic tier batches its forward passes).
+const BATCH_LINES: usize = 32;
+
+/// JSONL lines waiting for a batch: line number and the text with whether the line was lossily
+/// decoded, or the error.
+type Pending = Vec<(usize, Result<(String, bool), String>)>;
 
 fn parse_verdict(s: &str) -> Result<Verdict, String> {
     match Verdict::parse(s) {
@@ -69,6 +79,12 @@ pub fn result_json(text: &str, report: &ScanReport, policy: &Policy) -> (Verdict
         "scores": report.scores_by_name(),
         "findings": report.findings,
     });
+    if !report.tiers.is_empty() {
+        obj["tiers"] = json!(report.tiers);
+    }
+    if !report.tier_errors.is_empty() {
+        obj["tier_errors"] = json!(report.tier_errors);
+    }
     if d.shadow {
         obj["shadow"] = json!(true);
         obj["decided"] = json!(d.decided);
@@ -105,7 +121,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         Some(p) => Policy::load(p)?,
         None => Policy::builtin(),
     };
+    let tier = crate::semantic::load(&args.semantic, "scan", None)?;
     let engine = Engine::builtin().context("loading the built-in rules")?;
+    let engine = crate::semantic::attach(engine, &args.semantic, tier, false);
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Text
     } else {
@@ -128,6 +146,39 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     if args.jsonl {
         let mut buf = Vec::new();
         let mut line_no = 0usize;
+        // (line, text and whether the line was lossily decoded, or the error)
+        let mut pending: Pending = Vec::new();
+        let mut flush = |pending: &mut Pending, out: &mut dyn Write| -> anyhow::Result<()> {
+            let texts: Vec<&str> = pending
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok().map(|(t, _)| t.as_str()))
+                .collect();
+            let mut reports = engine.scan_many(&texts).into_iter();
+            for (line_no, r) in pending.drain(..) {
+                match r {
+                    Ok((text, lossy)) => {
+                        let Some(mut report) = reports.next() else {
+                            anyhow::bail!("engine returned too few reports");
+                        };
+                        if lossy {
+                            report = report.tap_lossy();
+                        }
+                        let (v, mut obj) = result_json(&text, &report, &policy);
+                        worst = worst.max(v);
+                        let mut full = json!({"line": line_no});
+                        if let (Some(m), Some(o)) = (full.as_object_mut(), obj.as_object_mut()) {
+                            m.append(o);
+                        }
+                        emit(out, full, Some(&text))?;
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        emit(out, json!({"line": line_no, "error": e}), None)?;
+                    }
+                }
+            }
+            Ok(())
+        };
         loop {
             buf.clear();
             if input.read_until(b'\n', &mut buf)? == 0 {
@@ -150,26 +201,13 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
                 )),
                 None => Err(format!("field `{}` is missing", args.field)),
             });
-            match text {
-                Ok(text) => {
-                    let mut report = engine.scan(&text);
-                    if std::str::from_utf8(&buf).is_err() {
-                        report = report.tap_lossy();
-                    }
-                    let (v, mut obj) = result_json(&text, &report, &policy);
-                    worst = worst.max(v);
-                    let mut full = json!({"line": line_no});
-                    if let (Some(m), Some(o)) = (full.as_object_mut(), obj.as_object_mut()) {
-                        m.append(o);
-                    }
-                    emit(&mut out, full, Some(&text))?;
-                }
-                Err(e) => {
-                    errors += 1;
-                    emit(&mut out, json!({"line": line_no, "error": e}), None)?;
-                }
+            let lossy = std::str::from_utf8(&buf).is_err();
+            pending.push((line_no, text.map(|t| (t, lossy))));
+            if pending.len() >= BATCH_LINES {
+                flush(&mut pending, &mut out)?;
             }
         }
+        flush(&mut pending, &mut out)?;
     } else {
         let mut bytes = Vec::new();
         input.read_to_end(&mut bytes)?;

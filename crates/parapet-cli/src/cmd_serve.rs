@@ -50,7 +50,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let path = args.config.context("--config FILE is required")?;
     let cfg = parapet_gateway::Config::load(&path)?;
     let listen = cfg.listen;
-    let gw = parapet_gateway::Gateway::from_config(cfg)?;
+    let policy = match &cfg.policy {
+        Some(p) => parapet_policy::Policy::load(p)?,
+        None => parapet_policy::Policy::builtin(),
+    };
+    let engine = engine_for(&cfg)?;
+    let gw =
+        parapet_gateway::Gateway::with_parts(cfg, std::sync::Arc::new(engine), &policy, &|k| {
+            std::env::var(k).ok()
+        })?;
     if args.check {
         println!("{}: ok", path.display());
         return Ok(0);
@@ -76,4 +84,35 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
             .context("serving")?;
         anyhow::Ok(0)
     })
+}
+
+/// The detection engine with the semantic tier of the `[semantic]` section (absent: the same
+/// default as `parapet scan`, `uncertain` when the model directory is found). Inference runs on
+/// a dedicated pool of single-threaded workers with a bounded queue; a full queue is a tier
+/// error (fast tier only, or a block with `fail_closed = true`).
+fn engine_for(cfg: &parapet_gateway::Config) -> anyhow::Result<parapet_detect::Engine> {
+    use crate::semantic::{Mode, SemanticArgs};
+    let sem = cfg.semantic.as_ref();
+    let mode = match sem.map(|s| s.mode.as_str()) {
+        Some("always") => Some(Mode::Always),
+        Some("off") => Some(Mode::Off),
+        Some(_) => Some(Mode::Uncertain),
+        None => None,
+    };
+    let args = SemanticArgs {
+        semantic: mode,
+        semantic_model: sem.and_then(|s| s.model_dir.clone()),
+        uncertain_band: sem.and_then(|s| s.uncertain_band).unwrap_or((0.05, 0.85)),
+    };
+    let threads = sem
+        .and_then(|s| s.threads)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let tier = crate::semantic::load(&args, "serve", Some(threads))?;
+    let engine = parapet_detect::Engine::builtin().context("loading the built-in rules")?;
+    Ok(crate::semantic::attach(
+        engine,
+        &args,
+        tier,
+        sem.is_some_and(|s| s.fail_closed),
+    ))
 }

@@ -6,6 +6,7 @@ use crate::detector::{Detector, TextView};
 use crate::error::RuleError;
 use crate::injection::InjectionDetector;
 use crate::normalize::normalize;
+use crate::tier::{self, ScoreTier, TierConfig, TierJob, TierMode, TierScores};
 use crate::view::View;
 use parapet_core::{Finding, Kind, Span};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,14 @@ pub struct ScanReport {
     pub scores: BTreeMap<Kind, f32>,
     /// Length of the original text in code points.
     pub chars: usize,
+    /// Scores per tier: `"fast"` (rules + linear classifier, when injection scoring ran) and the
+    /// extra tier's id (e.g. `"semantic"`) when it ran on this text. [`ScanReport::scores`]
+    /// holds the maximum over tiers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tiers: BTreeMap<String, BTreeMap<Kind, f32>>,
+    /// Errors of extra tiers on this text (`"<tier>: <message>"`); the scan itself completed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tier_errors: Vec<String>,
 }
 
 impl ScanReport {
@@ -63,6 +72,7 @@ pub struct Engine {
     pii: Vec<Box<dyn Detector>>,
     secrets: Vec<Box<dyn Detector>>,
     limits: DecodeLimits,
+    tier: Option<(Box<dyn ScoreTier>, TierConfig)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -83,7 +93,31 @@ impl Engine {
             pii: crate::builtin_pii()?,
             secrets: crate::builtin_secrets()?,
             limits: DecodeLimits::default(),
+            tier: None,
         })
+    }
+
+    /// Adds an extra scoring tier (e.g. the semantic classifier) run after the fast tier,
+    /// with a reporting floor of 0.5 and failing open; see [`Engine::with_tier_config`].
+    pub fn with_tier(self, tier: Box<dyn ScoreTier>, mode: TierMode) -> Engine {
+        self.with_tier_config(tier, TierConfig::new(mode))
+    }
+
+    /// Adds an extra scoring tier with full configuration (replacing any previous one).
+    pub fn with_tier_config(mut self, tier: Box<dyn ScoreTier>, config: TierConfig) -> Engine {
+        self.tier = Some((tier, config));
+        self
+    }
+
+    /// The extra tier's id and configuration, if one is set.
+    pub fn tier(&self) -> Option<(&str, &TierConfig)> {
+        self.tier.as_ref().map(|(t, c)| (t.id(), c))
+    }
+
+    /// Removes the extra tier (fast tier only).
+    pub fn without_tier(mut self) -> Engine {
+        self.tier = None;
+        self
     }
 
     /// The prompt-injection detector (rules + classifier), e.g. for training and evaluation.
@@ -148,14 +182,55 @@ impl Engine {
 
     /// Scans `text` with the detector groups `opts` selects.
     pub fn scan_with(&self, text: &str, opts: &ScanOptions) -> ScanReport {
+        self.scan_many_with(&[text], opts).pop().unwrap_or_default()
+    }
+
+    /// Scans several texts; the extra tier (if any) scores them in one batch, which is much
+    /// faster than one call per text. One report per text, in order.
+    pub fn scan_many(&self, texts: &[&str]) -> Vec<ScanReport> {
+        self.scan_many_with(texts, &ScanOptions::default())
+    }
+
+    /// [`Engine::scan_many`] with the detector groups `opts` selects.
+    pub fn scan_many_with(&self, texts: &[&str], opts: &ScanOptions) -> Vec<ScanReport> {
+        let mut done: Vec<(ScanReport, TextView)> =
+            texts.iter().map(|t| self.fast_scan(t, opts)).collect();
+        if opts.injection {
+            if let Some((t, cfg)) = &self.tier {
+                apply_tier(t.as_ref(), cfg, &mut done);
+            }
+        }
+        done.into_iter()
+            .map(|(mut r, _)| {
+                dedupe(&mut r.findings);
+                for f in &r.findings {
+                    let s = r.scores.entry(f.kind).or_insert(0.0);
+                    if f.score > *s {
+                        *s = f.score;
+                    }
+                }
+                r
+            })
+            .collect()
+    }
+
+    /// The fast tier (rules, classifier, PII, secrets) on one text, before deduplication.
+    fn fast_scan(&self, text: &str, opts: &ScanOptions) -> (ScanReport, TextView) {
         let (tv, mut findings) = self.views(text);
         let mut scores: BTreeMap<Kind, f32> = BTreeMap::new();
+        let mut tiers = BTreeMap::new();
         if opts.injection {
             let inj = self.injection.assess(&tv);
             scores.insert(Kind::PromptInjection, inj.prompt_injection);
             scores.insert(Kind::Jailbreak, inj.jailbreak);
             if inj.harmful > 0.0 {
                 scores.insert(Kind::Harmful, inj.harmful);
+            }
+            if self.tier.is_some() {
+                tiers.insert(
+                    tier::FAST_TIER.to_string(),
+                    tier::score_map(inj.prompt_injection, inj.jailbreak, inj.harmful),
+                );
             }
             findings.extend(inj.findings);
         } else {
@@ -172,17 +247,125 @@ impl Engine {
                 findings.extend(d.scan(&tv));
             }
         }
-        dedupe(&mut findings);
-        for f in &findings {
-            let s = scores.entry(f.kind).or_insert(0.0);
-            if f.score > *s {
-                *s = f.score;
-            }
-        }
-        ScanReport {
+        let report = ScanReport {
             findings,
             scores,
             chars: tv.chars,
+            tiers,
+            tier_errors: Vec::new(),
+        };
+        (report, tv)
+    }
+}
+
+/// Runs the extra tier on the texts its mode selects and merges its scores and findings.
+fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, TextView)]) {
+    let mut jobs: Vec<TierJob> = Vec::new();
+    let mut inputs: Vec<&str> = Vec::new();
+    for (i, (r, tv)) in done.iter().enumerate() {
+        let fast = r.score(Kind::PromptInjection).max(r.score(Kind::Jailbreak));
+        if !cfg.mode.wants(fast) {
+            continue;
+        }
+        for v in tier::tier_views(tv) {
+            jobs.push(TierJob {
+                text: i,
+                hidden: v.kind == crate::view::ViewKind::Hidden,
+            });
+            inputs.push(&v.text);
+        }
+    }
+    if jobs.is_empty() {
+        return;
+    }
+    let scored = match t.score_batch(&inputs) {
+        Ok(s) if s.len() == inputs.len() => s,
+        Ok(s) => {
+            let msg = format!(
+                "tier returned {} scores for {} texts",
+                s.len(),
+                inputs.len()
+            );
+            return tier_failed(t.id(), cfg, &msg, &jobs, done);
+        }
+        Err(e) => return tier_failed(t.id(), cfg, &e, &jobs, done),
+    };
+    let mut best: BTreeMap<usize, TierScores> = BTreeMap::new();
+    for (job, s) in jobs.iter().zip(&scored) {
+        let (r, tv) = &mut done[job.text];
+        let view = if job.hidden {
+            tv.hidden.as_ref().unwrap_or(&tv.original)
+        } else {
+            tv.primary()
+        };
+        r.findings.extend(tier::findings_for(
+            t.id(),
+            view,
+            s,
+            tv.chars,
+            cfg.report_floor,
+        ));
+        let b = best.entry(job.text).or_default();
+        b.prompt_injection = b.prompt_injection.max(finite(s.prompt_injection));
+        b.jailbreak = b.jailbreak.max(finite(s.jailbreak));
+        b.harmful = b.harmful.max(finite(s.harmful));
+    }
+    for (i, b) in best {
+        let r = &mut done[i].0;
+        r.tiers.insert(
+            t.id().to_string(),
+            tier::score_map(b.prompt_injection, b.jailbreak, b.harmful),
+        );
+        for (k, v) in [
+            (Kind::PromptInjection, b.prompt_injection),
+            (Kind::Jailbreak, b.jailbreak),
+            (Kind::Harmful, b.harmful),
+        ] {
+            if v > 0.0 {
+                let s = r.scores.entry(k).or_insert(0.0);
+                *s = s.max(v);
+            }
+        }
+    }
+}
+
+/// A score clamped into [0, 1] (NaN becomes 0).
+fn finite(x: f32) -> f32 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(0.0, 1.0)
+    }
+}
+
+/// Records a tier failure on every text that was sent to it.
+fn tier_failed(
+    id: &str,
+    cfg: &TierConfig,
+    msg: &str,
+    jobs: &[TierJob],
+    done: &mut [(ScanReport, TextView)],
+) {
+    tracing::warn!(
+        tier = id,
+        error = msg,
+        "scoring tier failed; fast tier scores kept"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for j in jobs {
+        if !seen.insert(j.text) {
+            continue;
+        }
+        let (r, tv) = &mut done[j.text];
+        r.tier_errors.push(format!("{id}: {msg}"));
+        if cfg.fail_closed {
+            r.findings.push(Finding::new(
+                tier::TIER_ERROR_DETECTOR,
+                Kind::PromptInjection,
+                Span::new(0, tv.chars),
+                1.0,
+                format!("the {id} tier failed and the engine fails closed: {msg}"),
+            ));
         }
     }
 }

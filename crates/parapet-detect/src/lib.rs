@@ -31,6 +31,7 @@ pub mod pii;
 pub mod redact;
 pub mod rules;
 pub mod secrets;
+pub mod tier;
 pub mod train;
 pub mod view;
 
@@ -40,6 +41,7 @@ pub use engine::{Engine, ScanOptions, ScanReport};
 pub use error::RuleError;
 pub use injection::InjectionDetector;
 pub use redact::{redact, RedactStyle};
+pub use tier::{ScoreTier, TierConfig, TierMode, TierScores};
 pub use view::{Encoding, View, ViewBuilder, ViewKind};
 
 /// The text rule patterns see for `s`: its normalized view if normalization changes it.

@@ -49,6 +49,37 @@ pub struct Config {
     /// Tamper-evident audit log; none when absent.
     #[serde(default)]
     pub audit: Option<Audit>,
+    /// Semantic detection tier (`parapet serve` attaches it to the engine; see
+    /// docs/semantic.md). The gateway only carries these settings.
+    #[serde(default)]
+    pub semantic: Option<Semantic>,
+}
+
+/// `[semantic]`: the transformer tier behind the fast detectors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Semantic {
+    /// `always`, `uncertain` (only when the fast tier is unsure) or `off`.
+    #[serde(default = "default_semantic_mode")]
+    pub mode: String,
+    /// Model directory; relative to the configuration file. Default: the CLI's search
+    /// (`$PARAPET_SEMANTIC_MODEL`, then `models/pi-semantic`).
+    #[serde(default)]
+    pub model_dir: Option<PathBuf>,
+    /// Fast-tier score band `[low, high)` in which `uncertain` mode runs the tier.
+    #[serde(default)]
+    pub uncertain_band: Option<(f32, f32)>,
+    /// Inference threads (each request runs on one). Default: the number of CPUs.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Treat a tier failure (model error, queue full) as a prompt-injection finding with score 1
+    /// instead of falling back to the fast tier. Default false.
+    #[serde(default)]
+    pub fail_closed: bool,
+}
+
+fn default_semantic_mode() -> String {
+    "uncertain".into()
 }
 
 /// The audit log.
@@ -348,11 +379,38 @@ impl Config {
                     *k = dir.join(&*k);
                 }
             }
+            if let Some(m) = c
+                .semantic
+                .as_mut()
+                .and_then(|s| s.model_dir.as_mut())
+                .filter(|p| p.is_relative())
+            {
+                *m = dir.join(&*m);
+            }
         }
         Ok(c)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(sem) = &self.semantic {
+            if !["always", "uncertain", "off"].contains(&sem.mode.as_str()) {
+                return Err(invalid(
+                    "semantic.mode",
+                    format!("`{}` is not one of always, uncertain, off", sem.mode),
+                ));
+            }
+            if let Some((lo, hi)) = sem.uncertain_band {
+                if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi) {
+                    return Err(invalid(
+                        "semantic.uncertain_band",
+                        "must be [low, high] with 0 <= low <= high",
+                    ));
+                }
+            }
+            if sem.threads == Some(0) {
+                return Err(invalid("semantic.threads", "must be at least 1"));
+            }
+        }
         if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
             return Err(invalid(
                 "listen",
