@@ -287,7 +287,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     });
     let combine = args
         .semantic
-        .tier_mode(args.semantic.semantic.unwrap_or(Mode::Uncertain));
+        .tier_mode(args.semantic.semantic.unwrap_or(Mode::Always));
     if let Some(t) = &tier {
         eprintln!(
             "parapet eval: semantic model {} (version {}), combined under {:?}",
@@ -304,6 +304,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
                 mode: parapet_detect::TierMode::Always,
                 report_floor: t.fpr_5,
                 fail_closed: false,
+                solo_cap: args.semantic.solo_cap(),
             },
         ),
         None => e,

@@ -123,7 +123,13 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     };
     let tier = crate::semantic::load(&args.semantic, "scan", None)?;
     let engine = Engine::builtin().context("loading the built-in rules")?;
-    let engine = crate::semantic::attach(engine, &args.semantic, tier, false);
+    let engine = crate::semantic::attach(
+        engine,
+        &args.semantic,
+        tier,
+        false,
+        crate::semantic::Mode::Always,
+    );
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Text
     } else {

@@ -103,6 +103,7 @@ fn engine_for(cfg: &parapet_gateway::Config) -> anyhow::Result<parapet_detect::E
         semantic: mode,
         semantic_model: sem.and_then(|s| s.model_dir.clone()),
         uncertain_band: sem.and_then(|s| s.uncertain_band).unwrap_or((0.05, 0.85)),
+        semantic_can_block: sem.is_some_and(|s| s.can_block),
     };
     let threads = sem
         .and_then(|s| s.threads)
@@ -114,5 +115,6 @@ fn engine_for(cfg: &parapet_gateway::Config) -> anyhow::Result<parapet_detect::E
         &args,
         tier,
         sem.is_some_and(|s| s.fail_closed),
+        Mode::Uncertain,
     ))
 }

@@ -31,7 +31,7 @@ pub enum Mode {
 /// `--semantic`, `--semantic-model`, `--uncertain-band`.
 #[derive(Debug, Clone, Args)]
 pub struct SemanticArgs {
-    /// Semantic (transformer) tier: always, uncertain, off. Default: uncertain when the model
+    /// Semantic (transformer) tier: always, uncertain, off. Default: always for scan and eval, uncertain for serve, when the model
     /// directory exists, else off (with a note on stderr).
     #[arg(long, value_enum, value_name = "MODE")]
     pub semantic: Option<Mode>,
@@ -43,6 +43,22 @@ pub struct SemanticArgs {
     /// below LOW the text is confidently benign, at or above HIGH the fast tier already blocks.
     #[arg(long, value_name = "LOW:HIGH", value_parser = parse_band, default_value = "0.05:0.85")]
     pub uncertain_band: (f32, f32),
+    /// Let a semantic score block on its own. By default a text the fast tier scores below
+    /// 0.5 gets at most 0.84 from the semantic tier (flag, not block): the shipped model has
+    /// false positives on everyday requests (see models/pi-semantic/MODEL_CARD.md).
+    #[arg(long)]
+    pub semantic_can_block: bool,
+}
+
+impl SemanticArgs {
+    /// [`TierConfig::solo_cap`] for these options.
+    pub fn solo_cap(&self) -> f32 {
+        if self.semantic_can_block {
+            1.0
+        } else {
+            parapet_detect::SOLO_CAP
+        }
+    }
 }
 
 /// Parses `LOW:HIGH` with `0 <= LOW <= HIGH`.
@@ -201,16 +217,18 @@ fn load_dir(
     Ok(None)
 }
 
-/// Attaches the tier to `engine` with `mode` (the option's mode, `uncertain` by default),
-/// reporting semantic findings from the model's 5 % FPR threshold.
+/// Attaches the tier to `engine` with the option's mode, else `default` (`always` for offline
+/// scanning, where recall matters more than latency; `uncertain` for the gateway), reporting
+/// semantic findings from the model's 5 % FPR threshold.
 pub fn attach(
     engine: Engine,
     args: &SemanticArgs,
     tier: Option<Tier>,
     fail_closed: bool,
+    default: Mode,
 ) -> Engine {
     let Some(t) = tier else { return engine };
-    let Some(mode) = args.tier_mode(args.semantic.unwrap_or(Mode::Uncertain)) else {
+    let Some(mode) = args.tier_mode(args.semantic.unwrap_or(default)) else {
         return engine;
     };
     engine.with_tier_config(
@@ -219,6 +237,7 @@ pub fn attach(
             mode,
             report_floor: t.fpr_5,
             fail_closed,
+            solo_cap: args.solo_cap(),
         },
     )
 }

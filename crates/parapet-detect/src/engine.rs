@@ -262,8 +262,14 @@ impl Engine {
 fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, TextView)]) {
     let mut jobs: Vec<TierJob> = Vec::new();
     let mut inputs: Vec<&str> = Vec::new();
+    let mut caps: Vec<f32> = Vec::with_capacity(done.len());
     for (i, (r, tv)) in done.iter().enumerate() {
         let fast = r.score(Kind::PromptInjection).max(r.score(Kind::Jailbreak));
+        caps.push(if fast >= tier::CORROBORATION {
+            1.0
+        } else {
+            cfg.solo_cap
+        });
         if !cfg.mode.wants(fast) {
             continue;
         }
@@ -291,7 +297,18 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
         Err(e) => return tier_failed(t.id(), cfg, &e, &jobs, done),
     };
     let mut best: BTreeMap<usize, TierScores> = BTreeMap::new();
+    let mut raw: BTreeMap<usize, TierScores> = BTreeMap::new();
     for (job, s) in jobs.iter().zip(&scored) {
+        let r0 = raw.entry(job.text).or_default();
+        r0.prompt_injection = r0.prompt_injection.max(finite(s.prompt_injection));
+        r0.jailbreak = r0.jailbreak.max(finite(s.jailbreak));
+        r0.harmful = r0.harmful.max(finite(s.harmful));
+        let cap = caps.get(job.text).copied().unwrap_or(1.0);
+        let s = &TierScores {
+            prompt_injection: finite(s.prompt_injection).min(cap),
+            jailbreak: finite(s.jailbreak).min(cap),
+            ..*s
+        };
         let (r, tv) = &mut done[job.text];
         let view = if job.hidden {
             tv.hidden.as_ref().unwrap_or(&tv.original)
@@ -312,9 +329,10 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
     }
     for (i, b) in best {
         let r = &mut done[i].0;
+        let own = raw.get(&i).cloned().unwrap_or_default();
         r.tiers.insert(
             t.id().to_string(),
-            tier::score_map(b.prompt_injection, b.jailbreak, b.harmful),
+            tier::score_map(own.prompt_injection, own.jailbreak, own.harmful),
         );
         for (k, v) in [
             (Kind::PromptInjection, b.prompt_injection),

@@ -96,15 +96,30 @@ pub struct TierConfig {
     /// score 1 (a blocking policy then refuses the text); `false` only records the error in
     /// [`crate::ScanReport::tier_errors`].
     pub fail_closed: bool,
+    /// Highest score the tier may give a text on its own, i.e. when the fast tier's
+    /// `max(prompt_injection, jailbreak)` is below [`CORROBORATION`]. `1.0` lets the tier block
+    /// alone; the CLI and gateway default to [`SOLO_CAP`] (just under the default block
+    /// threshold 0.85), so a semantic-only hit flags and a block needs both tiers — the
+    /// shipped model has false positives on everyday requests that its calibration set did
+    /// not show (see models/pi-semantic/MODEL_CARD.md). The `tiers` map keeps the raw score.
+    pub solo_cap: f32,
 }
 
+/// Fast-tier score from which the semantic tier's score counts in full (the default flag
+/// threshold).
+pub const CORROBORATION: f32 = 0.5;
+
+/// Default [`TierConfig::solo_cap`]: just below the default policy's block threshold (0.85).
+pub const SOLO_CAP: f32 = 0.84;
+
 impl TierConfig {
-    /// `mode`, reporting floor 0.5, failing open.
+    /// `mode`, reporting floor 0.5, failing open, no solo cap.
     pub fn new(mode: TierMode) -> TierConfig {
         TierConfig {
             mode,
             report_floor: 0.5,
             fail_closed: false,
+            solo_cap: 1.0,
         }
     }
 }

@@ -34,4 +34,3 @@ pub fn cpu_time<F: FnMut()>(iters: u64, mut f: F) -> Duration {
         _ => w0.elapsed(),
     }
 }
-
