@@ -169,7 +169,7 @@ fn load_dir(
 ) -> anyhow::Result<Option<Tier>> {
     use std::sync::Arc;
     if pool_threads.is_some() {
-        // one thread per request, parallel across requests (docs/bench-semantic.md)
+        // one thread per request, parallel across requests (BENCHMARKS.md, "Semantic tier")
         parapet_semantic::limit_intra_op_threads(1);
     }
     let model = match parapet_semantic::SemanticModel::load(dir) {

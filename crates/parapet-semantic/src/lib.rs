@@ -51,7 +51,7 @@ pub use pool::{PoolResult, SemanticPool};
 /// Limits candle's per-operation threading to `n` threads by setting `RAYON_NUM_THREADS` and
 /// `CANDLE_NUM_THREADS`, unless the user already set them. Running each request on one thread
 /// and parallelising across requests ([`SemanticPool`]) gives the best throughput on CPUs
-/// (measured in `docs/bench-semantic.md`). Call it at program start, before other threads
+/// (measured in `BENCHMARKS.md, "Semantic tier"`). Call it at program start, before other threads
 /// exist (it changes the process environment) and before the first inference (candle reads
 /// these variables once for its thread pools).
 pub fn limit_intra_op_threads(n: usize) {
