@@ -296,7 +296,7 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
         }
         Err(e) => return tier_failed(t.id(), cfg, &e, &jobs, done),
     };
-    let mut best: BTreeMap<usize, TierScores> = BTreeMap::new();
+    // Per text: the tier's own (uncapped) maxima; the capped score is derived from them.
     let mut raw: BTreeMap<usize, TierScores> = BTreeMap::new();
     for (job, s) in jobs.iter().zip(&scored) {
         let r0 = raw.entry(job.text).or_default();
@@ -322,22 +322,18 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
             tv.chars,
             cfg.report_floor,
         ));
-        let b = best.entry(job.text).or_default();
-        b.prompt_injection = b.prompt_injection.max(finite(s.prompt_injection));
-        b.jailbreak = b.jailbreak.max(finite(s.jailbreak));
-        b.harmful = b.harmful.max(finite(s.harmful));
     }
-    for (i, b) in best {
+    for (i, own) in raw {
+        let cap = caps.get(i).copied().unwrap_or(1.0);
         let r = &mut done[i].0;
-        let own = raw.get(&i).cloned().unwrap_or_default();
         r.tiers.insert(
             t.id().to_string(),
             tier::score_map(own.prompt_injection, own.jailbreak, own.harmful),
         );
         for (k, v) in [
-            (Kind::PromptInjection, b.prompt_injection),
-            (Kind::Jailbreak, b.jailbreak),
-            (Kind::Harmful, b.harmful),
+            (Kind::PromptInjection, own.prompt_injection.min(cap)),
+            (Kind::Jailbreak, own.jailbreak.min(cap)),
+            (Kind::Harmful, own.harmful),
         ] {
             if v > 0.0 {
                 let s = r.scores.entry(k).or_insert(0.0);
