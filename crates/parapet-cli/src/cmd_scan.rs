@@ -46,6 +46,9 @@ pub struct ScanArgs {
     /// Semantic tier options.
     #[command(flatten)]
     pub semantic: crate::semantic::SemanticArgs,
+    /// Optional LLM-judge tier options.
+    #[command(flatten)]
+    pub judge: crate::judge::JudgeArgs,
 }
 
 /// JSONL lines scanned per batch (the semantic tier batches its forward passes).
@@ -130,6 +133,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         false,
         crate::semantic::Mode::Always,
     );
+    let engine = crate::judge::attach(engine, args.judge.config().as_ref())?;
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         Format::Text
     } else {

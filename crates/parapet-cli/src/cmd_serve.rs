@@ -110,11 +110,12 @@ fn engine_for(cfg: &parapet_gateway::Config) -> anyhow::Result<parapet_detect::E
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let tier = crate::semantic::load(&args, "serve", Some(threads))?;
     let engine = parapet_detect::Engine::builtin().context("loading the built-in rules")?;
-    Ok(crate::semantic::attach(
+    let engine = crate::semantic::attach(
         engine,
         &args,
         tier,
         sem.is_some_and(|s| s.fail_closed),
         Mode::Uncertain,
-    ))
+    );
+    crate::judge::attach(engine, cfg.judge.as_ref())
 }

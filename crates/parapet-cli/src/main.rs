@@ -12,6 +12,7 @@ mod cmd_redteam;
 mod cmd_scan;
 mod cmd_serve;
 mod cmd_train;
+mod judge;
 mod semantic;
 mod table;
 

@@ -72,7 +72,8 @@ pub struct Engine {
     pii: Vec<Box<dyn Detector>>,
     secrets: Vec<Box<dyn Detector>>,
     limits: DecodeLimits,
-    tier: Option<(Box<dyn ScoreTier>, TierConfig)>,
+    /// Extra tiers, run in order after the fast tier (e.g. semantic, then judge).
+    tiers: Vec<(Box<dyn ScoreTier>, TierConfig)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -93,30 +94,44 @@ impl Engine {
             pii: crate::builtin_pii()?,
             secrets: crate::builtin_secrets()?,
             limits: DecodeLimits::default(),
-            tier: None,
+            tiers: Vec::new(),
         })
     }
 
-    /// Adds an extra scoring tier (e.g. the semantic classifier) run after the fast tier,
+    /// Sets the extra scoring tier (e.g. the semantic classifier) run after the fast tier,
     /// with a reporting floor of 0.5 and failing open; see [`Engine::with_tier_config`].
     pub fn with_tier(self, tier: Box<dyn ScoreTier>, mode: TierMode) -> Engine {
         self.with_tier_config(tier, TierConfig::new(mode))
     }
 
-    /// Adds an extra scoring tier with full configuration (replacing any previous one).
+    /// Sets the extra scoring tier with full configuration, replacing any previous tiers.
     pub fn with_tier_config(mut self, tier: Box<dyn ScoreTier>, config: TierConfig) -> Engine {
-        self.tier = Some((tier, config));
+        self.tiers.clear();
+        self.add_tier(tier, config)
+    }
+
+    /// Appends a further tier after those already set (e.g. an LLM judge after the semantic
+    /// tier). Tiers run in order; each one's [`TierMode`] and corroboration are judged on the
+    /// scores of the fast tier and every earlier tier (their maximum, as capped), so a judge in
+    /// `Uncertain` mode sees texts that the semantic tier flagged but could not block alone.
+    pub fn add_tier(mut self, tier: Box<dyn ScoreTier>, config: TierConfig) -> Engine {
+        self.tiers.push((tier, config));
         self
     }
 
-    /// The extra tier's id and configuration, if one is set.
+    /// The first extra tier's id and configuration, if one is set.
     pub fn tier(&self) -> Option<(&str, &TierConfig)> {
-        self.tier.as_ref().map(|(t, c)| (t.id(), c))
+        self.tiers().next()
     }
 
-    /// Removes the extra tier (fast tier only).
+    /// Every extra tier's id and configuration, in the order they run.
+    pub fn tiers(&self) -> impl Iterator<Item = (&str, &TierConfig)> {
+        self.tiers.iter().map(|(t, c)| (t.id(), c))
+    }
+
+    /// Removes the extra tiers (fast tier only).
     pub fn without_tier(mut self) -> Engine {
-        self.tier = None;
+        self.tiers.clear();
         self
     }
 
@@ -196,7 +211,7 @@ impl Engine {
         let mut done: Vec<(ScanReport, TextView)> =
             texts.iter().map(|t| self.fast_scan(t, opts)).collect();
         if opts.injection {
-            if let Some((t, cfg)) = &self.tier {
+            for (t, cfg) in &self.tiers {
                 apply_tier(t.as_ref(), cfg, &mut done);
             }
         }
@@ -226,7 +241,7 @@ impl Engine {
             if inj.harmful > 0.0 {
                 scores.insert(Kind::Harmful, inj.harmful);
             }
-            if self.tier.is_some() {
+            if !self.tiers.is_empty() {
                 tiers.insert(
                     tier::FAST_TIER.to_string(),
                     tier::score_map(inj.prompt_injection, inj.jailbreak, inj.harmful),
@@ -258,19 +273,21 @@ impl Engine {
     }
 }
 
-/// Runs the extra tier on the texts its mode selects and merges its scores and findings.
+/// Runs one extra tier on the texts its mode selects and merges its scores and findings.
+/// The mode and the corroboration test use the injection/jailbreak scores so far (the fast
+/// tier's and every earlier tier's, as capped).
 fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, TextView)]) {
     let mut jobs: Vec<TierJob> = Vec::new();
     let mut inputs: Vec<&str> = Vec::new();
     let mut caps: Vec<f32> = Vec::with_capacity(done.len());
     for (i, (r, tv)) in done.iter().enumerate() {
-        let fast = r.score(Kind::PromptInjection).max(r.score(Kind::Jailbreak));
-        caps.push(if fast >= tier::CORROBORATION {
+        let so_far = r.score(Kind::PromptInjection).max(r.score(Kind::Jailbreak));
+        caps.push(if so_far >= tier::CORROBORATION {
             1.0
         } else {
             cfg.solo_cap
         });
-        if !cfg.mode.wants(fast) {
+        if !cfg.mode.wants(so_far) {
             continue;
         }
         for v in tier::tier_views(tv) {
@@ -374,7 +391,7 @@ fn tier_failed(
         r.tier_errors.push(format!("{id}: {msg}"));
         if cfg.fail_closed {
             r.findings.push(Finding::new(
-                tier::TIER_ERROR_DETECTOR,
+                tier::tier_error_detector(id),
                 Kind::PromptInjection,
                 Span::new(0, tv.chars),
                 1.0,

@@ -41,7 +41,10 @@ pub use engine::{Engine, ScanOptions, ScanReport};
 pub use error::RuleError;
 pub use injection::InjectionDetector;
 pub use redact::{redact, RedactStyle};
-pub use tier::{ScoreTier, TierConfig, TierMode, TierScores, CORROBORATION, SOLO_CAP};
+pub use tier::{
+    tier_detector, tier_error_detector, ScoreTier, TierConfig, TierMode, TierScores, CORROBORATION,
+    SOLO_CAP,
+};
 pub use view::{Encoding, View, ViewBuilder, ViewKind};
 
 /// The text rule patterns see for `s`: its normalized view if normalization changes it.

@@ -6,8 +6,10 @@
 //! [`TierMode`] decides whether the extra tier runs on every text or only on texts the fast tier
 //! is uncertain about. The tier scores the primary content view (normalized if present, else
 //! original) and the hidden (tag-smuggled) view if present; its findings carry the detector id
-//! `pi.semantic` (see [`SEMANTIC_DETECTOR`]) and the report's per-kind score is the maximum of
-//! both tiers. Both tiers' scores are kept in [`crate::ScanReport::tiers`].
+//! `pi.<tier id>` (`pi.semantic`, see [`SEMANTIC_DETECTOR`]; `pi.judge` for an LLM judge) and
+//! the report's per-kind score is the maximum over tiers. Several tiers may be chained (e.g.
+//! semantic, then judge); each runs on the scores of the tiers before it. Every tier's scores
+//! are kept in [`crate::ScanReport::tiers`].
 
 use crate::detector::TextView;
 use crate::view::{View, ViewKind};
@@ -18,8 +20,21 @@ use std::collections::BTreeMap;
 /// policies already address for prompt injection.
 pub const SEMANTIC_DETECTOR: &str = "pi.semantic";
 
-/// Detector id of the finding a failed tier leaves when the engine fails closed.
+/// Detector id of the finding a failed semantic tier leaves when the engine fails closed
+/// (in general `pi.<tier id>.tier_error`, see [`tier_error_detector`]).
 pub const TIER_ERROR_DETECTOR: &str = "pi.semantic.tier_error";
+
+/// Detector id of a tier's findings: `pi.<tier id>` (`pi.semantic`, `pi.judge`), so that a
+/// finding names the tier that made it and policies address all of them under `pi.`.
+pub fn tier_detector(tier: &str) -> String {
+    format!("pi.{tier}")
+}
+
+/// Detector id of the finding a failed tier leaves when the engine fails closed:
+/// `pi.<tier id>.tier_error`.
+pub fn tier_error_detector(tier: &str) -> String {
+    format!("pi.{tier}.tier_error")
+}
 
 /// Key of the fast tier in [`crate::ScanReport::tiers`].
 pub const FAST_TIER: &str = "fast";
@@ -181,7 +196,7 @@ pub(crate) fn findings_for(
     ] {
         if score.is_finite() && score >= floor {
             out.push(Finding::new(
-                SEMANTIC_DETECTOR,
+                tier_detector(tier),
                 kind,
                 span,
                 score,

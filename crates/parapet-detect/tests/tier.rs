@@ -244,8 +244,9 @@ fn solo_cap_turns_a_semantic_only_block_into_a_flag() {
     assert!(r
         .findings
         .iter()
-        .filter(|f| f.detector == "semantic")
+        .filter(|f| f.detector == "pi.semantic")
         .all(|f| f.score <= parapet_detect::SOLO_CAP));
+    assert!(r.findings.iter().any(|f| f.detector == "pi.semantic"));
     assert_eq!(
         Policy::builtin().decide(&r.findings, &r.scores).verdict,
         Verdict::Flag
@@ -263,4 +264,101 @@ fn solo_cap_turns_a_semantic_only_block_into_a_flag() {
         r.score(Kind::PromptInjection),
         0.97_f32.max(r.tiers["fast"][&Kind::PromptInjection])
     );
+}
+
+/// A second tier with its own id, scoring `score` on texts containing `word`, 0 otherwise.
+#[derive(Clone)]
+struct Judge {
+    word: &'static str,
+    score: f32,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl ScoreTier for Judge {
+    fn id(&self) -> &str {
+        "judge"
+    }
+    fn score_batch(&self, texts: &[&str]) -> Result<Vec<TierScores>, String> {
+        let mut seen = self.seen.lock().unwrap();
+        Ok(texts
+            .iter()
+            .map(|t| {
+                seen.push(t.to_string());
+                TierScores {
+                    prompt_injection: if t.contains(self.word) {
+                        self.score
+                    } else {
+                        0.0
+                    },
+                    ..TierScores::default()
+                }
+            })
+            .collect())
+    }
+}
+
+/// Semantic then judge: the judge (uncertain mode over the scores so far) only sees the text
+/// the semantic tier flagged but could not block alone, and its corroborating score blocks;
+/// its finding names the judge tier. A judge hit without any earlier corroboration is capped.
+#[test]
+fn chained_judge_corroborates_a_semantic_flag() {
+    let judge = Judge {
+        word: "zebra",
+        score: 0.95,
+        seen: Arc::default(),
+    };
+    let capped = |mode| TierConfig {
+        solo_cap: parapet_detect::SOLO_CAP,
+        ..TierConfig::new(mode)
+    };
+    let e = Engine::builtin()
+        .unwrap()
+        .with_tier_config(Box::new(Fake::default()), capped(TierMode::Always))
+        .add_tier(
+            Box::new(judge.clone()),
+            capped(TierMode::Uncertain {
+                low: 0.5,
+                high: 0.85,
+            }),
+        );
+    assert_eq!(
+        e.tiers().map(|(id, _)| id).collect::<Vec<_>>(),
+        ["semantic", "judge"]
+    );
+    let flagged = "Tell me about the zebra population in Kenya.";
+    let benign = "What is the capital of France?";
+    let reports = e.scan_many(&[flagged, benign]);
+    assert_eq!(*judge.seen.lock().unwrap(), [flagged.to_string()]);
+    let r = &reports[0];
+    assert_eq!(r.tiers["semantic"][&Kind::PromptInjection], 0.97);
+    assert_eq!(r.tiers["judge"][&Kind::PromptInjection], 0.95);
+    // semantic 0.97 capped to 0.84 (flag); the judge corroborates at 0.95 (block)
+    assert_eq!(r.score(Kind::PromptInjection), 0.95);
+    let top = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::PromptInjection)
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .unwrap();
+    assert_eq!(top.detector, "pi.judge");
+    assert_eq!(top.score, 0.95);
+    assert_eq!(
+        Policy::builtin().decide(&r.findings, &r.scores).verdict,
+        Verdict::Block
+    );
+    assert!(!reports[1].tiers.contains_key("judge"));
+    assert_eq!(
+        Policy::builtin()
+            .decide(&reports[1].findings, &reports[1].scores)
+            .verdict,
+        Verdict::Allow
+    );
+
+    // The judge alone (no earlier tier at or above 0.5) is capped like any solo tier.
+    let solo = Engine::builtin()
+        .unwrap()
+        .with_tier_config(Box::new(judge.clone()), capped(TierMode::Always));
+    let r = solo.scan(flagged);
+    assert_eq!(r.tiers["judge"][&Kind::PromptInjection], 0.95);
+    assert_eq!(r.score(Kind::PromptInjection), parapet_detect::SOLO_CAP);
 }

@@ -53,6 +53,10 @@ pub struct Config {
     /// docs/semantic.md). The gateway only carries these settings.
     #[serde(default)]
     pub semantic: Option<Semantic>,
+    /// Optional LLM-judge tier after the semantic tier (`parapet serve` attaches it; see
+    /// docs/semantic.md, "Judge tier"); off when absent.
+    #[serde(default)]
+    pub judge: Option<parapet_judge::JudgeConfig>,
 }
 
 /// `[semantic]`: the transformer tier behind the fast detectors.
@@ -413,6 +417,11 @@ impl Config {
             }
             if sem.threads == Some(0) {
                 return Err(invalid("semantic.threads", "must be at least 1"));
+            }
+        }
+        if let Some(j) = &self.judge {
+            if let Err(parapet_judge::JudgeError::Config { key, why }) = j.validate() {
+                return Err(invalid(format!("judge.{key}"), why));
             }
         }
         if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
