@@ -200,7 +200,13 @@ pub(crate) async fn messages(
 ) -> Response {
     let mut ctx = Ctx::new("POST /v1/messages");
     let r = handle(&gw, &mut ctx, &headers, body).await;
-    conclude(&gw, ctx, r, Dialect::Anthropic)
+    let mut r = conclude(&gw, ctx, r, Dialect::Anthropic);
+    // Anthropic's clients read the request id from `request-id` (`message._request_id`,
+    // `APIStatusError.request_id`); OpenAI's from `x-request-id`: send both
+    if let Some(id) = r.headers().get("x-request-id").cloned() {
+        r.headers_mut().insert("request-id", id);
+    }
+    r
 }
 
 async fn handle(

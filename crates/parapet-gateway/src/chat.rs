@@ -86,7 +86,8 @@ async fn handle(
             canary,
             cfg.holdback_chars,
             cfg.max_hold_chars,
-        );
+        )
+        .with_model(upstream_model.map(|_| client_model.clone()));
         let relay = ChatRelay {
             guard,
             usage: BTreeMap::new(),

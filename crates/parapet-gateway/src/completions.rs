@@ -205,9 +205,6 @@ impl CompletionRelay {
     fn chunk(&mut self, choices: Vec<Value>) -> Result<Bytes, GuardError> {
         let mut c = self.template.clone();
         c.insert("choices".into(), Value::Array(choices));
-        if let Some(m) = &self.client_model {
-            c.insert("model".into(), m.clone().into());
-        }
         let s = serde_json::to_string(&c).map_err(|e| GuardError::Malformed(e.to_string()))?;
         Ok(sse(&s))
     }
@@ -226,8 +223,12 @@ impl Relay for CompletionRelay {
             None | Some(Value::Null) => Vec::new(),
             Some(_) => return Err(GuardError::Malformed("`choices` is not an array".into())),
         };
-        let usage = v.get("usage").cloned();
-        v.remove("usage");
+        // `"usage": null` rides on every chunk with `stream_options.include_usage`: only a
+        // real usage object gets its own (choice-less) chunk
+        let usage = v.remove("usage").filter(|u| !u.is_null());
+        if let Some(m) = &self.client_model {
+            v.insert("model".into(), m.clone().into());
+        }
         self.template = v;
         let mut kept = Vec::new();
         for mut ch in choices {

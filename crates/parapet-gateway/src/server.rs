@@ -7,7 +7,8 @@ use crate::inspect::Inspector;
 use crate::output::LinkPolicy;
 use crate::wire::ModelObject;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -263,8 +264,8 @@ impl Gateway {
     }
 
     /// The HTTP routes: `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
-    /// `/v1/messages` (Anthropic), `GET /v1/models`, `/healthz`, `/readyz`, `/metrics`; every
-    /// other path is a 404 in the OpenAI error shape.
+    /// `/v1/messages` (Anthropic), `GET /v1/models`, `/v1/models/{model}`, `/healthz`,
+    /// `/readyz`, `/metrics`; every other path is a 404 in the OpenAI error shape.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/v1/chat/completions", post(crate::chat::chat_completions))
@@ -272,6 +273,8 @@ impl Gateway {
             .route("/v1/embeddings", post(crate::completions::embeddings))
             .route("/v1/messages", post(crate::anthropic::messages))
             .route("/v1/models", get(list_models))
+            // a wildcard: model ids may contain `/` (sent raw or as `%2F`)
+            .route("/v1/models/{*model}", get(get_model))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(|| async { "ok" }))
             .route("/metrics", get(metrics_page))
@@ -326,23 +329,41 @@ async fn metrics_page(State(gw): State<Arc<Gateway>>) -> Response {
         .into_response()
 }
 
+fn model_object(m: &crate::config::Model) -> ModelObject {
+    ModelObject {
+        id: m.name.clone(),
+        object: "model".into(),
+        created: 0,
+        owned_by: m.upstream.clone(),
+    }
+}
+
 async fn list_models(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     gw.authenticate(&headers)?;
-    let data: Vec<ModelObject> = gw
+    let data: Vec<ModelObject> = gw.cfg.models.iter().map(model_object).collect();
+    Ok(axum::Json(serde_json::json!({"object": "list", "data": data})).into_response())
+}
+
+/// `GET /v1/models/{model}` (the clients' `models.retrieve`): the configured model, or 404
+/// `model_not_found`.
+async fn get_model(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    model: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    gw.authenticate(&headers)?;
+    let Path(model) =
+        model.map_err(|_| ApiError::bad_request("the model id in the path is not valid UTF-8"))?;
+    let m = gw
         .cfg
         .models
         .iter()
-        .map(|m| ModelObject {
-            id: m.name.clone(),
-            object: "model".into(),
-            created: 0,
-            owned_by: m.upstream.clone(),
-        })
-        .collect();
-    Ok(axum::Json(serde_json::json!({"object": "list", "data": data})).into_response())
+        .find(|m| m.name == model)
+        .ok_or_else(|| ApiError::model_not_found(&model))?;
+    Ok(axum::Json(model_object(m)).into_response())
 }
 
 /// Reads a request body of at most `limit` bytes (413 beyond, whatever `Content-Length`

@@ -81,6 +81,7 @@ pub struct StreamGuard {
     template: Map<String, Value>,
     summary: Summary,
     label: &'static str,
+    model: Option<String>,
 }
 
 fn char_split(s: &str, n: usize) -> (&str, &str) {
@@ -168,7 +169,15 @@ impl StreamGuard {
             template: Map::new(),
             summary: Summary::default(),
             label: "choices",
+            model: None,
         }
+    }
+
+    /// Writes `model` into every chunk's `model` field (the name the client asked for, when
+    /// the upstream was sent another one), as a non-streamed answer does.
+    pub fn with_model(mut self, model: Option<String>) -> Self {
+        self.model = model;
+        self
     }
 
     /// Names text locations `<label>[index]` in the audit (default `choices`; the
@@ -191,11 +200,18 @@ impl StreamGuard {
     pub fn on_data(&mut self, data: &str) -> Result<Vec<String>, GuardError> {
         let mut chunk: ChatCompletionChunk = serde_json::from_str(data)
             .map_err(|e| GuardError::Malformed(format!("not a chat.completion.chunk: {e}")))?;
+        if let Some(m) = &self.model {
+            chunk.extra.insert("model".into(), m.clone().into());
+        }
         let mut template = chunk.extra.clone();
         template.remove("usage");
         self.template = template;
         let had_choices = !chunk.choices.is_empty();
         let mut kept = Vec::with_capacity(chunk.choices.len());
+        // what a finishing choice still held, sent in a chunk of its own before the finish
+        // chunk, as OpenAI streams do: the official clients' stream helpers close a tool call
+        // (`tool_calls.function.arguments.done`) on the chunk after its last delta
+        let mut held = Vec::new();
         for mut ch in std::mem::take(&mut chunk.choices) {
             // logprobs repeat the text token by token, unheld: never forwarded in a stream
             ch.extra.remove("logprobs");
@@ -207,14 +223,24 @@ impl StreamGuard {
             }
             let finished = ch.finish_reason.as_ref().is_some_and(|v| !v.is_null());
             let text = self.release(ch.index, finished)?;
-            if !text.is_empty() {
+            let calls = if finished {
+                self.flush_tools(ch.index)?
+            } else {
+                Vec::new()
+            };
+            if finished && !(text.is_empty() && calls.is_empty()) {
+                held.push(ChunkChoice {
+                    index: ch.index,
+                    delta: Delta {
+                        content: (!text.is_empty()).then_some(text),
+                        tool_calls: (!calls.is_empty()).then_some(calls),
+                        extra: std::mem::take(&mut ch.delta.extra),
+                    },
+                    finish_reason: None,
+                    extra: Map::new(),
+                });
+            } else if !text.is_empty() {
                 ch.delta.content = Some(text);
-            }
-            if finished {
-                let calls = self.flush_tools(ch.index)?;
-                if !calls.is_empty() {
-                    ch.delta.tool_calls = Some(calls);
-                }
             }
             let useful = ch.delta.content.is_some()
                 || ch.delta.tool_calls.is_some()
@@ -225,13 +251,26 @@ impl StreamGuard {
                 kept.push(ch);
             }
         }
-        if had_choices && kept.is_empty() && !chunk.extra.contains_key("usage") {
+        // a chunk whose text is all held back is dropped; `"usage": null` (sent on every
+        // chunk with `stream_options.include_usage`) does not keep it: only the final usage
+        // chunk may have no choice
+        let has_usage = chunk.extra.get("usage").is_some_and(|u| !u.is_null());
+        if had_choices && kept.is_empty() && !has_usage {
             return Ok(Vec::new());
         }
+        let mut out = Vec::with_capacity(2);
+        if !held.is_empty() {
+            let pre = ChatCompletionChunk {
+                choices: held,
+                extra: self.template.clone(),
+            };
+            out.push(
+                serde_json::to_string(&pre).map_err(|e| GuardError::Malformed(e.to_string()))?,
+            );
+        }
         chunk.choices = kept;
-        Ok(vec![
-            serde_json::to_string(&chunk).map_err(|e| GuardError::Malformed(e.to_string()))?
-        ])
+        out.push(serde_json::to_string(&chunk).map_err(|e| GuardError::Malformed(e.to_string()))?);
+        Ok(out)
     }
 
     /// The upstream ended (`[DONE]` or end of body): releases everything still held, scanned

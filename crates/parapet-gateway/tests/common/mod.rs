@@ -19,6 +19,8 @@ use std::time::Duration;
 pub type DeltaFn = Arc<dyn Fn(&Value) -> Vec<String> + Send + Sync>;
 /// Builds a JSON answer from the received request.
 pub type JsonFn = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
+/// Chooses the reply from the request path (`/v1/chat/completions`, …) and body.
+pub type RouteFn = Arc<dyn Fn(&str, &Value) -> Reply + Send + Sync>;
 /// What the fake upstream received: the `Authorization` header and the body.
 pub type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
 
@@ -39,6 +41,9 @@ pub enum Reply {
     JsonFrom(JsonFn),
     /// Sleep, then answer with this JSON.
     Slow(u64, Value),
+    /// The reply computed from the path and the received request (one fake for every
+    /// endpoint and scenario).
+    Route(RouteFn),
 }
 
 /// Path and headers of every request the fake upstream received.
@@ -107,7 +112,11 @@ async fn fake_handler(
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
     s.received.lock().unwrap().push((auth, v.clone()));
-    let frames = match &s.reply {
+    let mut reply = s.reply.clone();
+    while let Reply::Route(f) = &reply {
+        reply = f(uri.path(), &v);
+    }
+    let frames = match &reply {
         Reply::Json(j) => return axum::Json(j.clone()).into_response(),
         Reply::JsonFrom(f) => return axum::Json(f(&v)).into_response(),
         Reply::Status(code, j) => {
@@ -120,6 +129,7 @@ async fn fake_handler(
         Reply::Raw(frames) => frames.clone(),
         Reply::StreamFrom(f) => sse_deltas(&f(&v)),
         Reply::RawFrom(f) => f(&v),
+        Reply::Route(_) => unreachable!("resolved above"),
     };
     let stream = futures_util::stream::unfold(frames.into_iter(), |mut it| async move {
         let mut next = it.next()?;
