@@ -31,8 +31,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let split = data.first().map_or(0, |b| *b as usize).min(data.len());
     let mut framer = SseFramer::default();
-    let mut relay =
-        MessagesRelay::new(StreamGuard::new(Arc::clone(&insp), None, 16, 256).with_label("content"));
+    let mut relay = MessagesRelay::new(
+        StreamGuard::new(Arc::clone(&insp), None, 16, 256).with_label("content"),
+    );
     for part in [&data[..split], &data[split..]] {
         let Ok(events) = framer.push(part) else {
             return;

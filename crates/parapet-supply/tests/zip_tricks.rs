@@ -179,3 +179,40 @@ fn deflated_members_are_inflated() {
     );
     assert!(!rules_of(&r).contains(&"zip.crc-mismatch"));
 }
+
+/// Fuzzer find (supply_scan_any, timeout): local headers with no central directory, each a
+/// stored member flagged "size in data descriptor", so its data runs to the end of the file
+/// and starts with the next header. Every member sniffed as a zip and was scanned in place,
+/// re-walking all later headers one level down, six levels deep: C(n, 6) member scans
+/// (a 7 KB input ran for minutes). Each header must now be scanned a bounded number of times.
+#[test]
+fn overlapping_hidden_members_are_not_rescanned_at_every_depth() {
+    // 16 headers: before the fix about 26 000 nested scans and as many findings; 40 hung.
+    let n = 16u8;
+    let mut b = Vec::new();
+    for i in 0..n {
+        b.extend(b"PK\x03\x04");
+        b.extend(20u16.to_le_bytes()); // version
+        b.extend(8u16.to_le_bytes()); // flags: sizes in a data descriptor
+        b.extend(0u16.to_le_bytes()); // stored
+        b.extend([0u8; 4 + 4 + 4 + 4]); // time, date, crc, csize, usize
+        b.extend(1u16.to_le_bytes()); // name length
+        b.extend(0u16.to_le_bytes()); // extra length
+        b.push(b'a' + i); // name: one letter, so each header is its own finding
+    }
+    assert_eq!(b.len(), 31 * usize::from(n));
+    let r = scan(&b);
+    assert_eq!(r.format, Format::Zip);
+    let hidden: Vec<(&str, &str)> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule == "zip.hidden-entry")
+        .map(|f| (f.location.as_str(), f.evidence.as_deref().unwrap_or("")))
+        .collect();
+    // Each header once at the top level, and once more as the only header of the previous
+    // member's data (clipped at that header).
+    assert_eq!(hidden.len(), 2 * usize::from(n) - 1, "{hidden:?}");
+    assert!(hidden.contains(&("", "p")), "{hidden:?}");
+    assert!(hidden.contains(&("hidden:a", "b")), "{hidden:?}");
+    assert!(hidden.contains(&("hidden:o", "p")), "{hidden:?}");
+}
