@@ -54,7 +54,7 @@ const fn pack(w: &[u8]) -> u128 {
     h
 }
 
-/// [`COMMON_WORDS`] packed with [`pack`].
+/// [`COMMON_WORDS`] packed with [`pack`], sorted for binary search.
 const COMMON_PACKED: [u128; 32] = {
     let mut out = [0u128; 32];
     let mut i = 0;
@@ -62,8 +62,24 @@ const COMMON_PACKED: [u128; 32] = {
         out[i] = pack(COMMON_WORDS[i]);
         i += 1;
     }
+    // insertion sort (const context)
+    let mut i = 1;
+    while i < 32 {
+        let mut j = i;
+        while j > 0 && out[j - 1] > out[j] {
+            let t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
     out
 };
+
+fn is_common(packed: u128) -> bool {
+    COMMON_PACKED.binary_search(&packed).is_ok()
+}
 
 /// (common words, common words after ROT13) in `s`: both counts in one pass over the words
 /// (maximal runs of ASCII letters, compared case-insensitively).
@@ -80,8 +96,8 @@ fn common_hits(s: &str) -> (usize, usize) {
             p = (p << 8) | l as u128;
             r = (r << 8) | rot13(l as char) as u128;
         }
-        plain += usize::from(COMMON_PACKED.contains(&p));
-        rotated += usize::from(COMMON_PACKED.contains(&r));
+        plain += usize::from(is_common(p));
+        rotated += usize::from(is_common(r));
     }
     (plain, rotated)
 }
@@ -142,43 +158,66 @@ fn leet_trail(c: char) -> bool {
     )
 }
 
-/// The number of leet substitutes in `tok` (a whitespace-separated token) when
-/// [`leet_view`] rewrites it, else `None`: "l33t" style, letters and substitutes mixed, and
-/// not a plain number or price; identifiers such as `DE89` or `A1B2` (no lower-case letter)
-/// are not leetspeak.
-fn leet_token(tok: &str) -> Option<usize> {
-    let tok = tok
-        .trim_start_matches(leet_lead)
-        .trim_end_matches(leet_trail);
+/// A leet word inside `tok` (a whitespace-separated token, as bytes): `(lead, len, subs)`
+/// where `tok[lead..lead + len]` is the token without surrounding punctuation and `subs` the
+/// number of leet substitutes in it when [`leet_view`] rewrites it, else `None`: "l33t" style,
+/// letters and substitutes mixed, and not a plain number or price; identifiers such as `DE89`
+/// or `A1B2` (no lower-case letter) are not leetspeak. Trimming bytes is trimming characters
+/// here: the punctuation is ASCII and no byte of a multi-byte character is ASCII.
+fn leet_word(tok: &[u8]) -> (usize, usize, Option<usize>) {
+    let lead = tok
+        .iter()
+        .position(|&b| !leet_lead(b as char))
+        .unwrap_or(tok.len());
+    let rest = &tok[lead..];
+    let len = rest
+        .iter()
+        .rposition(|&b| !leet_trail(b as char))
+        .map_or(0, |i| i + 1);
+    let word = &rest[..len];
     // every character of a rewritten token is an ASCII letter or substitute, so its length in
     // characters is its length in bytes and any non-ASCII byte rules it out
-    if !(3..=24).contains(&tok.len()) {
-        return None;
+    if !(3..=24).contains(&word.len()) {
+        return (lead, len, None);
     }
     let (mut letters, mut lower, mut subs) = (0, 0, 0);
-    for &b in tok.as_bytes() {
+    for &b in word {
         if b.is_ascii_alphabetic() {
             letters += 1;
             lower += usize::from(b.is_ascii_lowercase());
         } else if b.is_ascii() && leet(b as char).is_some() {
             subs += 1;
         } else {
-            return None;
+            return (lead, len, None);
         }
     }
-    (lower >= 1 && letters >= 2 && subs >= 1).then_some(subs)
+    let rewrite = lower >= 1 && letters >= 2 && subs >= 1;
+    (lead, len, rewrite.then_some(subs))
+}
+
+/// `char::is_whitespace` for an ASCII byte.
+fn ascii_ws(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ')
 }
 
 /// Exact pre-check for [`leet_view`]: (tokens rewritten, characters substituted), computed on
 /// the text without building the view.
 fn leet_counts(text: &str) -> (usize, usize) {
-    text.split(char::is_whitespace)
-        .filter_map(leet_token)
-        .fold((0, 0), |(t, c), subs| (t + 1, c + subs))
+    let count = |(t, c): (usize, usize), tok: &[u8]| match leet_word(tok).2 {
+        Some(subs) => (t + 1, c + subs),
+        None => (t, c),
+    };
+    if text.is_ascii() {
+        text.as_bytes().split(|&b| ascii_ws(b)).fold((0, 0), count)
+    } else {
+        text.split(char::is_whitespace)
+            .map(str::as_bytes)
+            .fold((0, 0), count)
+    }
 }
 
 /// Leetspeak view: only tokens that mix letters with digit/symbol substitutes are rewritten
-/// (see [`leet_token`]); `None` when fewer than two tokens or three characters change.
+/// (see [`leet_word`]); `None` when fewer than two tokens or three characters change.
 pub(super) fn leet_view(view: &View) -> Option<View> {
     if view.text.len() > 64 * 1024 {
         return None;
@@ -202,20 +241,51 @@ pub(super) fn leet_view(view: &View) -> Option<View> {
             .next_back()
             .filter(|c| c.is_whitespace())
             .map_or(0, char::len_utf8);
-        let tok = &piece[..piece.len() - ws];
-        let lead = tok.len() - tok.trim_start_matches(leet_lead).len();
-        let inner = tok
-            .trim_start_matches(leet_lead)
-            .trim_end_matches(leet_trail);
-        let rewrite = leet_token(tok).is_some();
+        let (lead, len, subs) = leet_word(&piece.as_bytes()[..piece.len() - ws]);
+        let rewrite = subs.is_some();
         for (off, c) in piece.char_indices() {
             let Some((_, s)) = spans.next() else {
                 break;
             };
-            let in_word = rewrite && off >= lead && off < lead + inner.len();
+            let in_word = rewrite && off >= lead && off < lead + len;
             let out = if in_word { leet(c).unwrap_or(c) } else { c };
             b.push(out, s.start, s.end);
         }
     }
     Some(b.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leet_text(s: &str) -> Option<String> {
+        leet_view(&View::original(s)).map(|v| v.text)
+    }
+
+    #[test]
+    fn leet_words_keep_punctuation_and_unicode_whitespace() {
+        assert_eq!(
+            leet_text("(1gn0r3), \"th3 rul35!\"").as_deref(),
+            Some("(ignore), \"the rules!\"")
+        );
+        // U+3000 separates tokens like an ASCII space
+        assert_eq!(
+            leet_text("h3ll0\u{3000}w0rld\u{3000}t3st").as_deref(),
+            Some("hello\u{3000}world\u{3000}test")
+        );
+        // identifiers, prices and non-ASCII words are not leetspeak
+        assert_eq!(leet_text("DE89 A1B2 $5 4nd 7 +3 ñ4ñ0"), None);
+        assert_eq!(leet_word(b"(h3ll0!)"), (1, 5, Some(2)));
+        assert_eq!(leet_word("ñ4ñ0".as_bytes()), (0, 6, None));
+        assert_eq!(leet_word(b"..."), (0, 0, None));
+    }
+
+    #[test]
+    fn rot13_counts_common_words_both_ways() {
+        assert_eq!(common_hits("Ignore the rules"), (2, 0));
+        assert_eq!(common_hits("Vtaber gur ehyrf"), (0, 2));
+        assert!(COMMON_PACKED.windows(2).all(|w| w[0] < w[1]));
+        assert!(COMMON_WORDS.iter().all(|w| is_common(pack(w))));
+    }
 }
