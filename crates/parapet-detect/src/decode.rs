@@ -13,10 +13,13 @@
 //! Obfuscation).
 
 use crate::detector::TextView;
-use crate::view::{Encoding, View, ViewBuilder, ViewKind};
+use crate::view::{Encoding, View, ViewKind};
 use parapet_core::{Finding, Kind, Span};
 use regex::Regex;
 use std::sync::OnceLock;
+use transforms::{leet_view, rot13_view};
+
+mod transforms;
 
 /// Bounds on the decoding pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +201,12 @@ fn decode_one(view: &View, limits: &DecodeLimits) -> Vec<(Encoding, Span, Decode
             }
         }
     }
-    if t.contains('%') {
+    // a URL-encoded run holds at least one `%` followed by two hex digits
+    let percent = t
+        .as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit());
+    if percent {
         for m in p.url.find_iter(t) {
             let s = m.as_str();
             if s.matches('%').count() < 3 {
@@ -323,217 +331,6 @@ fn html_decode(s: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// True for common English words (ASCII, any case): a ROT13 view is kept when it reads as
-/// English and the original does not.
-fn is_common(word: &[u8]) -> bool {
-    if word.is_empty() || word.len() > 12 {
-        return false;
-    }
-    let mut buf = [0u8; 12];
-    for (d, s) in buf.iter_mut().zip(word) {
-        *d = s.to_ascii_lowercase();
-    }
-    matches!(
-        &buf[..word.len()],
-        b"the"
-            | b"and"
-            | b"you"
-            | b"your"
-            | b"to"
-            | b"of"
-            | b"is"
-            | b"are"
-            | b"ignore"
-            | b"all"
-            | b"previous"
-            | b"instructions"
-            | b"system"
-            | b"prompt"
-            | b"tell"
-            | b"me"
-            | b"how"
-            | b"what"
-            | b"please"
-            | b"now"
-            | b"a"
-            | b"in"
-            | b"for"
-            | b"with"
-            | b"this"
-            | b"that"
-            | b"reveal"
-            | b"password"
-            | b"secret"
-            | b"make"
-            | b"write"
-            | b"give"
-    )
-}
-
-/// (common words, all words) in `s`, optionally ROT13-rotated first.
-fn common_hits(s: &str, rotate: bool) -> (usize, usize) {
-    let (mut hits, mut words) = (0, 0);
-    let mut buf = [0u8; 12];
-    for w in s
-        .as_bytes()
-        .split(|b| !b.is_ascii_alphabetic())
-        .filter(|w| !w.is_empty())
-    {
-        words += 1;
-        if w.len() > 12 {
-            continue;
-        }
-        let w: &[u8] = if rotate {
-            for (d, &c) in buf.iter_mut().zip(w) {
-                *d = rot13(c as char) as u8;
-            }
-            &buf[..w.len()]
-        } else {
-            w
-        };
-        if is_common(w) {
-            hits += 1;
-        }
-    }
-    (hits, words)
-}
-
-fn rot13(c: char) -> char {
-    match c {
-        'a'..='z' => (((c as u8 - b'a') + 13) % 26 + b'a') as char,
-        'A'..='Z' => (((c as u8 - b'A') + 13) % 26 + b'A') as char,
-        _ => c,
-    }
-}
-
-fn rot13_view(view: &View) -> Option<View> {
-    if view.text.len() < 12 || view.text.len() > 64 * 1024 {
-        return None;
-    }
-    let (orig, _) = common_hits(&view.text, false);
-    let (rot, _) = common_hits(&view.text, true);
-    if rot < 3 || rot <= orig * 2 {
-        return None;
-    }
-    let mut b = ViewBuilder::new(
-        ViewKind::Decoded {
-            encoding: Encoding::Rot13,
-            depth: 1,
-        },
-        view.text.len(),
-    );
-    for (c, s) in view.chars_with_spans() {
-        b.push(rot13(c), s.start, s.end);
-    }
-    Some(b.build())
-}
-
-fn leet(c: char) -> Option<char> {
-    Some(match c {
-        '0' => 'o',
-        '1' | '!' | '|' => 'i',
-        '3' => 'e',
-        '4' | '@' => 'a',
-        '5' | '$' => 's',
-        '7' | '+' => 't',
-        '8' => 'b',
-        '9' => 'g',
-        _ => return None,
-    })
-}
-
-/// Cheap pre-check: tokens that contain both a lower-case letter and a leet substitute.
-fn leet_candidates(text: &str) -> usize {
-    text.split_ascii_whitespace()
-        .map(|t| {
-            t.trim_start_matches(['(', '"', '\'', '['])
-                .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '"', '\'', ']'])
-        })
-        .filter(|t| {
-            (3..=24).contains(&t.len())
-                && t.bytes().any(|b| b.is_ascii_lowercase())
-                && t.chars().any(|c| leet(c).is_some())
-        })
-        .count()
-}
-
-/// Leetspeak view: only tokens that mix letters with digit/symbol substitutes are rewritten;
-/// `None` when no token qualifies.
-fn leet_view(view: &View) -> Option<View> {
-    if view.text.len() > 64 * 1024 || leet_candidates(&view.text) < 2 {
-        return None;
-    }
-    let chars: Vec<(char, Span)> = view.chars_with_spans().collect();
-    let mut out: Vec<(char, Span)> = Vec::with_capacity(chars.len());
-    let mut changed = 0;
-    let mut tokens = 0;
-    let mut i = 0;
-    while i < chars.len() {
-        let start = i;
-        while i < chars.len() && !chars[i].0.is_whitespace() {
-            i += 1;
-        }
-        // surrounding punctuation ("Hi!", "(this)") is not part of a leet word
-        let mut ts = start;
-        let mut te = i;
-        while ts < te && matches!(chars[ts].0, '(' | '"' | '\'' | '[') {
-            ts += 1;
-        }
-        while te > ts
-            && matches!(
-                chars[te - 1].0,
-                '.' | ',' | ';' | ':' | '!' | '?' | ')' | '"' | '\'' | ']'
-            )
-        {
-            te -= 1;
-        }
-        out.extend_from_slice(&chars[start..ts]);
-        let tok = &chars[ts..te];
-        let letters = tok.iter().filter(|c| c.0.is_ascii_alphabetic()).count();
-        let lower = tok.iter().filter(|c| c.0.is_ascii_lowercase()).count();
-        let subs = tok.iter().filter(|c| leet(c.0).is_some()).count();
-        // "l33t" style: letters and substitutes mixed, and not a plain number or price
-        // identifiers such as `DE89` or `A1B2` (no lower-case run) are not leetspeak
-        let rewrite = lower >= 1
-            && letters >= 2
-            && subs >= 1
-            && (3..=24).contains(&tok.len())
-            && letters + subs == tok.len();
-        if rewrite {
-            tokens += 1;
-        }
-        for &(c, s) in tok {
-            if rewrite {
-                if let Some(l) = leet(c) {
-                    out.push((l, s));
-                    changed += 1;
-                    continue;
-                }
-            }
-            out.push((c, s));
-        }
-        out.extend_from_slice(&chars[te..i]);
-        if i < chars.len() {
-            out.push(chars[i]);
-            i += 1;
-        }
-    }
-    if changed < 3 || tokens < 2 {
-        return None;
-    }
-    let mut b = ViewBuilder::new(
-        ViewKind::Decoded {
-            encoding: Encoding::Leet,
-            depth: 1,
-        },
-        out.len(),
-    );
-    for (c, s) in out {
-        b.push(c, s.start, s.end);
-    }
-    Some(b.build())
 }
 
 #[cfg(test)]

@@ -129,6 +129,17 @@ fn is_benign(chars: &[char], i: usize, in_flag: bool) -> bool {
     }
 }
 
+/// NFKC of a full-width ASCII form (U+FF01–U+FF5E, compatibility-decomposed `<wide>` to
+/// U+0021–U+007E); `None` for any other character.
+fn fullwidth_ascii(c: char) -> Option<char> {
+    let u = c as u32;
+    if (0xFF01..=0xFF5E).contains(&u) {
+        char::from_u32(u - 0xFEE0)
+    } else {
+        None
+    }
+}
+
 /// Normalizes `text` (see the module doc). `text` is the original; spans refer to it.
 pub fn normalize(text: &str) -> Normalized {
     let needs_work = !text.is_ascii()
@@ -196,6 +207,12 @@ pub fn normalize(text: &str) -> Normalized {
                 }
             }
             continue; // uncomposable marks are dropped
+        }
+        if let Some(a) = fullwidth_ascii(c) {
+            // fast path for the common full-width forms; same result as NFKC (test below)
+            changed = true;
+            out.push((a, i, i + 1));
+            continue;
         }
         let mut n = 0;
         for m in std::iter::once(c).nfkc() {
@@ -365,6 +382,20 @@ mod tests {
         assert!(n.findings.is_empty());
         let v = n.normalized.map(|v| v.text).unwrap_or_default();
         assert!(v.is_empty() || v == "Привет мир, schöne Grüße", "{v}");
+    }
+
+    #[test]
+    fn fullwidth_fast_path_matches_nfkc() {
+        for u in 0xFF00..=0xFF60u32 {
+            let c = char::from_u32(u).unwrap();
+            if let Some(a) = fullwidth_ascii(c) {
+                let nfkc: String = std::iter::once(c).nfkc().collect();
+                assert_eq!(nfkc, a.to_string(), "U+{u:04X}");
+            }
+        }
+        assert_eq!(fullwidth_ascii('\u{FF21}'), Some('A'));
+        assert_eq!(fullwidth_ascii('\u{FF5F}'), None);
+        assert_eq!(fullwidth_ascii('a'), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 mod checksum;
 mod crypto;
+mod phone;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -47,6 +48,9 @@ pub struct PiiDetector {
     /// One pass over the text tells which rules can match at all.
     set: RegexSet,
 }
+
+/// Outcomes of costly validators (phone parsing) within one scan, by (rule, value).
+type Memo<'a> = HashMap<(usize, &'a str), Outcome>;
 
 /// A candidate before deduplication.
 #[derive(Debug, Clone)]
@@ -100,7 +104,7 @@ impl PiiDetector {
         e
     }
 
-    fn scan_view(&self, view: &View, out: &mut Vec<Candidate>) {
+    fn scan_view<'a>(&self, view: &'a View, memo: &mut Memo<'a>, out: &mut Vec<Candidate>) {
         let text = view.text.as_str();
         let hits = self.set.matches(text);
         if !hits.matched_any() {
@@ -173,7 +177,14 @@ impl PiiDetector {
                         return;
                     }
                 }
-                let outcome = rule.validator.check(value);
+                let outcome = if rule.validator.is_costly() {
+                    // the same value often recurs (a signature, views of one text)
+                    *memo
+                        .entry((idx, value))
+                        .or_insert_with(|| rule.validator.check(value))
+                } else {
+                    rule.validator.check(value)
+                };
                 let base = match outcome {
                     Outcome::Reject => return,
                     Outcome::Weak => rule.weak_score,
@@ -290,8 +301,9 @@ impl Detector for PiiDetector {
 
     fn scan(&self, text: &TextView) -> Vec<Finding> {
         let mut cands = Vec::new();
+        let mut memo = Memo::new();
         for view in text.data_views() {
-            self.scan_view(view, &mut cands);
+            self.scan_view(view, &mut memo, &mut cands);
         }
         self.finish(cands)
     }

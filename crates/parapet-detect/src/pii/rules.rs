@@ -224,7 +224,7 @@ pub(crate) fn phone(v: &str, regions: &[phonenumber::country::Id]) -> Outcome {
     };
     if let Some(n) = intl {
         return match phonenumber::parse(None, &n) {
-            Ok(p) if p.is_valid() => Outcome::Strong,
+            Ok(p) if super::phone::is_valid(&p) => Outcome::Strong,
             _ => Outcome::Reject,
         };
     }
@@ -234,7 +234,7 @@ pub(crate) fn phone(v: &str, regions: &[phonenumber::country::Id]) -> Outcome {
             continue;
         }
         if let Ok(p) = phonenumber::parse(Some(r), v) {
-            if p.is_valid() {
+            if super::phone::is_valid(&p) {
                 return Outcome::Weak;
             }
         }
@@ -252,13 +252,12 @@ pub(crate) fn could_be_national(digits: &str, region: phonenumber::country::Id) 
     let Some(meta) = phonenumber::metadata::DATABASE.by_id(region.as_ref()) else {
         return true;
     };
-    let general = meta.descriptors().general();
-    if general.is_match(digits) {
+    if super::phone::general_match(meta, digits) {
         return true;
     }
     meta.national_prefix()
         .and_then(|p| digits.strip_prefix(p))
-        .is_some_and(|nsn| general.is_match(nsn))
+        .is_some_and(|nsn| super::phone::general_match(meta, nsn))
 }
 
 /// One compiled PII rule.

@@ -1,0 +1,291 @@
+//! The whole-text transforms of the decoding pass: ROT13 (kept when the rotated text reads as
+//! common English and the original does not) and leetspeak (tokens that mix letters with
+//! digit/symbol substitutes, `1gn0r3` → `ignore`). Both return views mapped character by
+//! character onto the original.
+
+use crate::view::{Encoding, View, ViewBuilder, ViewKind};
+
+/// Common English words: a ROT13 view is kept when it reads as English and the original
+/// does not.
+const COMMON_WORDS: [&[u8]; 32] = [
+    b"the",
+    b"and",
+    b"you",
+    b"your",
+    b"to",
+    b"of",
+    b"is",
+    b"are",
+    b"ignore",
+    b"all",
+    b"previous",
+    b"instructions",
+    b"system",
+    b"prompt",
+    b"tell",
+    b"me",
+    b"how",
+    b"what",
+    b"please",
+    b"now",
+    b"a",
+    b"in",
+    b"for",
+    b"with",
+    b"this",
+    b"that",
+    b"reveal",
+    b"password",
+    b"secret",
+    b"make",
+    b"write",
+    b"give",
+];
+
+/// A word of at most 16 bytes packed into one integer (no word holds a NUL byte, so the
+/// packing is unique).
+const fn pack(w: &[u8]) -> u128 {
+    let mut h = 0u128;
+    let mut i = 0;
+    while i < w.len() && i < 16 {
+        h = (h << 8) | w[i] as u128;
+        i += 1;
+    }
+    h
+}
+
+/// [`COMMON_WORDS`] packed with [`pack`], sorted for binary search.
+const COMMON_PACKED: [u128; 32] = {
+    let mut out = [0u128; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = pack(COMMON_WORDS[i]);
+        i += 1;
+    }
+    // insertion sort (const context)
+    let mut i = 1;
+    while i < 32 {
+        let mut j = i;
+        while j > 0 && out[j - 1] > out[j] {
+            let t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+fn is_common(packed: u128) -> bool {
+    COMMON_PACKED.binary_search(&packed).is_ok()
+}
+
+/// (common words, common words after ROT13) in `s`: both counts in one pass over the words
+/// (maximal runs of ASCII letters, compared case-insensitively).
+fn common_hits(s: &str) -> (usize, usize) {
+    let (mut plain, mut rotated) = (0, 0);
+    for w in s
+        .as_bytes()
+        .split(|b| !b.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty() && w.len() <= 12)
+    {
+        let (mut p, mut r) = (0u128, 0u128);
+        for &c in w {
+            let l = c.to_ascii_lowercase();
+            p = (p << 8) | l as u128;
+            r = (r << 8) | rot13(l as char) as u128;
+        }
+        plain += usize::from(is_common(p));
+        rotated += usize::from(is_common(r));
+    }
+    (plain, rotated)
+}
+
+fn rot13(c: char) -> char {
+    match c {
+        'a'..='z' => (((c as u8 - b'a') + 13) % 26 + b'a') as char,
+        'A'..='Z' => (((c as u8 - b'A') + 13) % 26 + b'A') as char,
+        _ => c,
+    }
+}
+
+pub(super) fn rot13_view(view: &View) -> Option<View> {
+    if view.text.len() < 12 || view.text.len() > 64 * 1024 {
+        return None;
+    }
+    let (orig, rot) = common_hits(&view.text);
+    if rot < 3 || rot <= orig * 2 {
+        return None;
+    }
+    let mut b = ViewBuilder::new(
+        ViewKind::Decoded {
+            encoding: Encoding::Rot13,
+            depth: 1,
+        },
+        view.text.len(),
+    );
+    for (c, s) in view.chars_with_spans() {
+        b.push(rot13(c), s.start, s.end);
+    }
+    Some(b.build())
+}
+
+fn leet(c: char) -> Option<char> {
+    Some(match c {
+        '0' => 'o',
+        '1' | '!' | '|' => 'i',
+        '3' => 'e',
+        '4' | '@' => 'a',
+        '5' | '$' => 's',
+        '7' | '+' => 't',
+        '8' => 'b',
+        '9' => 'g',
+        _ => return None,
+    })
+}
+
+/// Surrounding punctuation that is not part of a leet word ("Hi!", "(this)").
+fn leet_lead(c: char) -> bool {
+    matches!(c, '(' | '"' | '\'' | '[')
+}
+
+/// See [`leet_lead`].
+fn leet_trail(c: char) -> bool {
+    matches!(
+        c,
+        '.' | ',' | ';' | ':' | '!' | '?' | ')' | '"' | '\'' | ']'
+    )
+}
+
+/// A leet word inside `tok` (a whitespace-separated token, as bytes): `(lead, len, subs)`
+/// where `tok[lead..lead + len]` is the token without surrounding punctuation and `subs` the
+/// number of leet substitutes in it when [`leet_view`] rewrites it, else `None`: "l33t" style,
+/// letters and substitutes mixed, and not a plain number or price; identifiers such as `DE89`
+/// or `A1B2` (no lower-case letter) are not leetspeak. Trimming bytes is trimming characters
+/// here: the punctuation is ASCII and no byte of a multi-byte character is ASCII.
+fn leet_word(tok: &[u8]) -> (usize, usize, Option<usize>) {
+    let lead = tok
+        .iter()
+        .position(|&b| !leet_lead(b as char))
+        .unwrap_or(tok.len());
+    let rest = &tok[lead..];
+    let len = rest
+        .iter()
+        .rposition(|&b| !leet_trail(b as char))
+        .map_or(0, |i| i + 1);
+    let word = &rest[..len];
+    // every character of a rewritten token is an ASCII letter or substitute, so its length in
+    // characters is its length in bytes and any non-ASCII byte rules it out
+    if !(3..=24).contains(&word.len()) {
+        return (lead, len, None);
+    }
+    let (mut letters, mut lower, mut subs) = (0, 0, 0);
+    for &b in word {
+        if b.is_ascii_alphabetic() {
+            letters += 1;
+            lower += usize::from(b.is_ascii_lowercase());
+        } else if b.is_ascii() && leet(b as char).is_some() {
+            subs += 1;
+        } else {
+            return (lead, len, None);
+        }
+    }
+    let rewrite = lower >= 1 && letters >= 2 && subs >= 1;
+    (lead, len, rewrite.then_some(subs))
+}
+
+/// `char::is_whitespace` for an ASCII byte.
+fn ascii_ws(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ')
+}
+
+/// Exact pre-check for [`leet_view`]: (tokens rewritten, characters substituted), computed on
+/// the text without building the view.
+fn leet_counts(text: &str) -> (usize, usize) {
+    let count = |(t, c): (usize, usize), tok: &[u8]| match leet_word(tok).2 {
+        Some(subs) => (t + 1, c + subs),
+        None => (t, c),
+    };
+    if text.is_ascii() {
+        text.as_bytes().split(|&b| ascii_ws(b)).fold((0, 0), count)
+    } else {
+        text.split(char::is_whitespace)
+            .map(str::as_bytes)
+            .fold((0, 0), count)
+    }
+}
+
+/// Leetspeak view: only tokens that mix letters with digit/symbol substitutes are rewritten
+/// (see [`leet_word`]); `None` when fewer than two tokens or three characters change.
+pub(super) fn leet_view(view: &View) -> Option<View> {
+    if view.text.len() > 64 * 1024 {
+        return None;
+    }
+    let (tokens, changed) = leet_counts(&view.text);
+    if changed < 3 || tokens < 2 {
+        return None;
+    }
+    let mut b = ViewBuilder::new(
+        ViewKind::Decoded {
+            encoding: Encoding::Leet,
+            depth: 1,
+        },
+        view.text.len(),
+    );
+    let mut spans = view.chars_with_spans();
+    // each piece is one token and the whitespace character that ends it, if any
+    for piece in view.text.split_inclusive(char::is_whitespace) {
+        let ws = piece
+            .chars()
+            .next_back()
+            .filter(|c| c.is_whitespace())
+            .map_or(0, char::len_utf8);
+        let (lead, len, subs) = leet_word(&piece.as_bytes()[..piece.len() - ws]);
+        let rewrite = subs.is_some();
+        for (off, c) in piece.char_indices() {
+            let Some((_, s)) = spans.next() else {
+                break;
+            };
+            let in_word = rewrite && off >= lead && off < lead + len;
+            let out = if in_word { leet(c).unwrap_or(c) } else { c };
+            b.push(out, s.start, s.end);
+        }
+    }
+    Some(b.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leet_text(s: &str) -> Option<String> {
+        leet_view(&View::original(s)).map(|v| v.text)
+    }
+
+    #[test]
+    fn leet_words_keep_punctuation_and_unicode_whitespace() {
+        assert_eq!(
+            leet_text("(1gn0r3), \"th3 rul35!\"").as_deref(),
+            Some("(ignore), \"the rules!\"")
+        );
+        // U+3000 separates tokens like an ASCII space
+        assert_eq!(
+            leet_text("h3ll0\u{3000}w0rld\u{3000}t3st").as_deref(),
+            Some("hello\u{3000}world\u{3000}test")
+        );
+        // identifiers, prices and non-ASCII words are not leetspeak
+        assert_eq!(leet_text("DE89 A1B2 $5 4nd 7 +3 ñ4ñ0"), None);
+        assert_eq!(leet_word(b"(h3ll0!)"), (1, 5, Some(2)));
+        assert_eq!(leet_word("ñ4ñ0".as_bytes()), (0, 6, None));
+        assert_eq!(leet_word(b"..."), (0, 0, None));
+    }
+
+    #[test]
+    fn rot13_counts_common_words_both_ways() {
+        assert_eq!(common_hits("Ignore the rules"), (2, 0));
+        assert_eq!(common_hits("Vtaber gur ehyrf"), (0, 2));
+        assert!(COMMON_PACKED.windows(2).all(|w| w[0] < w[1]));
+        assert!(COMMON_WORDS.iter().all(|w| is_common(pack(w))));
+    }
+}
