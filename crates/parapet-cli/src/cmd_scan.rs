@@ -75,7 +75,17 @@ pub fn style_of(policy: &Policy) -> RedactStyle {
 }
 
 /// The JSON result object for one scanned text (the `jsonl` contract, without `line`).
+/// Uncorroborated tier scores are first kept below the policy's block thresholds
+/// ([`Policy::limit_uncorroborated`]), so a stricter custom policy cannot turn them into blocks.
 pub fn result_json(text: &str, report: &ScanReport, policy: &Policy) -> (Verdict, Value) {
+    let mut limited;
+    let report = if report.capped.is_empty() {
+        report
+    } else {
+        limited = report.clone();
+        policy.limit_uncorroborated(&mut limited.findings, &mut limited.scores, &report.capped);
+        &limited
+    };
     let d = policy.decide(&report.findings, &report.scores);
     let mut obj = json!({
         "verdict": d.verdict,

@@ -30,6 +30,13 @@ pub struct ScanReport {
     /// Errors of extra tiers on this text (`"<tier>: <message>"`); the scan itself completed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tier_errors: Vec<String>,
+    /// Kinds whose score in [`ScanReport::scores`] comes from an extra tier without
+    /// corroboration (no earlier tier at [`crate::CORROBORATION`] or above) and was limited
+    /// by that tier's [`TierConfig::solo_cap`], with the cap. Such a score is meant to flag,
+    /// never to block: a policy with a block threshold at or below the cap (e.g. a stricter
+    /// `tool` context) must lower it first — `parapet_policy::Policy::limit_uncorroborated`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capped: BTreeMap<Kind, f32>,
 }
 
 impl ScanReport {
@@ -224,6 +231,10 @@ impl Engine {
                         *s = f.score;
                     }
                 }
+                // a finding above the cap (e.g. a rule) means the score is not tier-only
+                let scores = &r.scores;
+                r.capped
+                    .retain(|k, cap| scores.get(k).is_some_and(|s| *s <= *cap + 1e-6));
                 r
             })
             .collect()
@@ -268,6 +279,7 @@ impl Engine {
             chars: tv.chars,
             tiers,
             tier_errors: Vec::new(),
+            capped: BTreeMap::new(),
         };
         (report, tv)
     }
@@ -301,18 +313,37 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
     if jobs.is_empty() {
         return;
     }
-    let scored = match t.score_batch(&inputs) {
-        Ok(s) if s.len() == inputs.len() => s,
-        Ok(s) => {
-            let msg = format!(
-                "tier returned {} scores for {} texts",
-                s.len(),
-                inputs.len()
-            );
-            return tier_failed(t.id(), cfg, &msg, &jobs, done);
+    let mut results = t.score_each(&inputs);
+    if results.len() != inputs.len() {
+        let msg = format!(
+            "tier returned {} results for {} texts",
+            results.len(),
+            inputs.len()
+        );
+        results = inputs.iter().map(|_| Err(msg.clone())).collect();
+    }
+    // texts with a failed view are recorded as failures; their other views still count
+    let mut failed: Vec<TierJob> = Vec::new();
+    let mut scored: Vec<TierScores> = Vec::with_capacity(results.len());
+    let mut ok_jobs: Vec<TierJob> = Vec::with_capacity(results.len());
+    let mut first_err: BTreeMap<usize, String> = BTreeMap::new();
+    for (job, r) in jobs.into_iter().zip(results) {
+        match r {
+            Ok(s) => {
+                scored.push(s);
+                ok_jobs.push(job);
+            }
+            Err(e) => {
+                first_err.entry(job.text).or_insert(e);
+                failed.push(job);
+            }
         }
-        Err(e) => return tier_failed(t.id(), cfg, &e, &jobs, done),
-    };
+    }
+    for (text, e) in &first_err {
+        let jobs: Vec<TierJob> = failed.iter().filter(|j| j.text == *text).copied().collect();
+        tier_failed(t.id(), cfg, e, &jobs, done);
+    }
+    let jobs = ok_jobs;
     // Per text: the tier's own (uncapped) maxima; the capped score is derived from them.
     let mut raw: BTreeMap<usize, TierScores> = BTreeMap::new();
     for (job, s) in jobs.iter().zip(&scored) {
@@ -347,14 +378,26 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
             t.id().to_string(),
             tier::score_map(own.prompt_injection, own.jailbreak, own.harmful),
         );
-        for (k, v) in [
-            (Kind::PromptInjection, own.prompt_injection.min(cap)),
-            (Kind::Jailbreak, own.jailbreak.min(cap)),
-            (Kind::Harmful, own.harmful),
+        for (k, own_k, v) in [
+            (
+                Kind::PromptInjection,
+                own.prompt_injection,
+                own.prompt_injection.min(cap),
+            ),
+            (Kind::Jailbreak, own.jailbreak, own.jailbreak.min(cap)),
+            (Kind::Harmful, own.harmful, own.harmful),
         ] {
             if v > 0.0 {
                 let s = r.scores.entry(k).or_insert(0.0);
-                *s = s.max(v);
+                if v > *s {
+                    *s = v;
+                    // the kind's score is now this tier's; remember whether the cap made it
+                    if own_k > v {
+                        r.capped.insert(k, v);
+                    } else {
+                        r.capped.remove(&k);
+                    }
+                }
             }
         }
     }

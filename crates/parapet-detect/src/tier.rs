@@ -65,6 +65,21 @@ pub trait ScoreTier: Send + Sync {
     /// A message when the tier could not score the batch (model failure, pool full…); the
     /// engine records it and never fails the scan.
     fn score_batch(&self, texts: &[&str]) -> Result<Vec<TierScores>, String>;
+
+    /// Scores a batch with one result per text, so a tier that can fail on single texts (a
+    /// remote judge) keeps the others' scores. The engine calls this; the default runs
+    /// [`ScoreTier::score_batch`] and gives every text its error (or a length-mismatch
+    /// error) when the batch fails.
+    fn score_each(&self, texts: &[&str]) -> Vec<Result<TierScores, String>> {
+        match self.score_batch(texts) {
+            Ok(s) if s.len() == texts.len() => s.into_iter().map(Ok).collect(),
+            Ok(s) => {
+                let msg = format!("tier returned {} scores for {} texts", s.len(), texts.len());
+                texts.iter().map(|_| Err(msg.clone())).collect()
+            }
+            Err(e) => texts.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
 }
 
 /// When the extra tier runs.
@@ -140,6 +155,7 @@ impl TierConfig {
 }
 
 /// One view of one text sent to the tier.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct TierJob {
     /// Index of the text in the batch.
     pub text: usize,

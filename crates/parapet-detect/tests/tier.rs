@@ -241,6 +241,18 @@ fn solo_cap_turns_a_semantic_only_block_into_a_flag() {
     let r = capped.scan(text);
     assert_eq!(r.tiers["semantic"][&Kind::PromptInjection], 0.97);
     assert_eq!(r.score(Kind::PromptInjection), parapet_detect::SOLO_CAP);
+    assert_eq!(
+        r.capped.get(&Kind::PromptInjection),
+        Some(&parapet_detect::SOLO_CAP)
+    );
+    assert!(!r.capped.contains_key(&Kind::Jailbreak));
+    // a stricter policy (the default `tool` context blocks from 0.7) keeps it a flag
+    let tool = Policy::builtin().for_context("tool");
+    assert_eq!(tool.decide(&r.findings, &r.scores).verdict, Verdict::Block);
+    let (mut fs, mut sc) = (r.findings.clone(), r.scores.clone());
+    tool.limit_uncorroborated(&mut fs, &mut sc, &r.capped);
+    assert_eq!(tool.decide(&fs, &sc).verdict, Verdict::Flag);
+    assert!((sc[&Kind::PromptInjection] - 0.699).abs() < 1e-6);
     assert!(r
         .findings
         .iter()
@@ -334,6 +346,7 @@ fn chained_judge_corroborates_a_semantic_flag() {
     assert_eq!(r.tiers["judge"][&Kind::PromptInjection], 0.95);
     // semantic 0.97 capped to 0.84 (flag); the judge corroborates at 0.95 (block)
     assert_eq!(r.score(Kind::PromptInjection), 0.95);
+    assert!(r.capped.is_empty(), "{:?}", r.capped);
     let top = r
         .findings
         .iter()
@@ -361,4 +374,5 @@ fn chained_judge_corroborates_a_semantic_flag() {
     let r = solo.scan(flagged);
     assert_eq!(r.tiers["judge"][&Kind::PromptInjection], 0.95);
     assert_eq!(r.score(Kind::PromptInjection), parapet_detect::SOLO_CAP);
+    assert_eq!(r.capped.len(), 1);
 }

@@ -173,6 +173,10 @@ impl Inspector {
         let report = self.engine.scan_with(text, &opts);
         let mut findings = report.findings;
         let mut scores = report.scores;
+        // a semantic-/judge-only score flags but never blocks, even where this source's
+        // policy blocks below the tier's solo cap (the `tool` context blocks from 0.7)
+        self.policy(source)
+            .limit_uncorroborated(&mut findings, &mut scores, &report.capped);
         if source == Source::Output {
             findings.extend(exfil_findings(text, &self.links));
         }

@@ -177,15 +177,18 @@ impl JudgeConfig {
     /// Checks the settings.
     ///
     /// # Errors
-    /// [`JudgeError::Config`] naming the key: `base_url` not `http(s)://`, empty `model`,
+    /// [`JudgeError::Config`] naming the key: `base_url` not an `http(s)` URL with a host,
+    /// empty `model`,
     /// `timeout_ms` 0 or above 600 000, `max_chars` below 64, `score` outside [0, 1],
     /// `concurrency` 0 or above 64, a malformed `uncertain_band`, `api_key_env` naming an unset
     /// variable.
     pub fn validate(&self) -> Result<(), JudgeError> {
         let bad = |key: &'static str, why: String| Err(JudgeError::Config { key, why });
         let url = self.base_url.trim();
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-            return bad("base_url", format!("{url:?} is not an http(s) URL"));
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            Ok(_) => return bad("base_url", format!("{url:?} is not an http(s) URL")),
+            Err(e) => return bad("base_url", format!("{url:?} is not a valid URL: {e}")),
         }
         if self.model.trim().is_empty() {
             return bad("model", "must not be empty".into());
@@ -336,16 +339,40 @@ impl ScoreTier for JudgeTier {
         JUDGE_TIER
     }
 
-    /// Judges each text (cache first, then the endpoint, concurrently). The batch fails as a
-    /// whole when any text could not be judged; the message names the first failure.
+    /// Judges each text; fails as a whole when any text could not be judged (the engine uses
+    /// [`ScoreTier::score_each`], which keeps the verdicts that did succeed).
     fn score_batch(&self, texts: &[&str]) -> Result<Vec<TierScores>, String> {
+        let each = self.score_each(texts);
+        let failed = each.iter().filter(|r| r.is_err()).count();
+        match each.iter().find_map(|r| r.as_ref().err()) {
+            Some(first) => Err(format!(
+                "{failed} of {} texts not judged; first: {first}",
+                texts.len()
+            )),
+            None => Ok(each.into_iter().flatten().collect()),
+        }
+    }
+
+    /// Judges each text (cache first, then the endpoint, concurrently); one result per text,
+    /// so a text the judge could not score does not cost the others their verdicts.
+    fn score_each(&self, texts: &[&str]) -> Vec<Result<TierScores, String>> {
+        match self.judge_each(texts) {
+            Ok(v) => v,
+            Err(e) => texts.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+}
+
+impl JudgeTier {
+    /// Per-text verdicts; `Err` only when the cache or the judge's thread failed as a whole.
+    fn judge_each(&self, texts: &[&str]) -> Result<Vec<Result<TierScores, String>>, String> {
         let keys: Vec<[u8; 32]> = texts.iter().map(|t| self.key(t)).collect();
-        let mut out: Vec<Option<TierScores>> = vec![None; texts.len()];
+        let mut out: Vec<Option<Result<TierScores, String>>> = vec![None; texts.len()];
         if let Some(c) = &self.cache {
             let mut c = c.lock().map_err(|_| "judge cache poisoned".to_string())?;
             for (slot, k) in out.iter_mut().zip(&keys) {
                 if let Some(s) = c.get(k) {
-                    *slot = Some(*s);
+                    *slot = Some(Ok(*s));
                     self.cache_hits.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -362,13 +389,18 @@ impl ScoreTier for JudgeTier {
                 None => None,
             };
             for (&i, label) in todo.iter().zip(labels) {
-                let s = self.scores(label);
-                if let Some(c) = cache.as_mut() {
-                    c.put(keys[i], s);
-                }
-                out[i] = Some(s);
+                out[i] = Some(label.map(|l| {
+                    let s = self.scores(l);
+                    if let Some(c) = cache.as_mut() {
+                        c.put(keys[i], s);
+                    }
+                    s
+                }));
             }
         }
-        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err("judge gave no verdict".into())))
+            .collect())
     }
 }

@@ -22,13 +22,15 @@ const MAX_BODY: usize = 1 << 20;
 /// One batch and where its labels go.
 struct Job {
     texts: Vec<String>,
-    reply: SyncSender<Result<Vec<Label>, String>>,
+    reply: SyncSender<Vec<Result<Label, String>>>,
 }
 
 /// What every request needs, shared by the runtime's tasks.
 struct Ctx {
     client: reqwest::Client,
     url: String,
+    /// `url` without user name and password, for messages.
+    shown: String,
     model: String,
     key: Option<String>,
     nonce: String,
@@ -59,17 +61,21 @@ impl Worker {
         let client = {
             let _in_rt = rt.enter();
             reqwest::Client::builder()
+                // a redirect would send the text elsewhere or replay it as a bodiless GET
+                .redirect(reqwest::redirect::Policy::none())
                 .timeout(timeout)
                 .connect_timeout(timeout.min(Duration::from_secs(5)))
                 .build()
                 .map_err(|e| JudgeError::Start(format!("HTTP client: {e}")))?
         };
+        let url = format!(
+            "{}/chat/completions",
+            cfg.base_url.trim().trim_end_matches('/')
+        );
         let ctx = Arc::new(Ctx {
             client,
-            url: format!(
-                "{}/chat/completions",
-                cfg.base_url.trim().trim_end_matches('/')
-            ),
+            shown: without_credentials(&url),
+            url,
             model: cfg.model.clone(),
             key,
             nonce: nonce(),
@@ -95,9 +101,10 @@ impl Worker {
         )
     }
 
-    /// Labels for `texts`, in order. Waits at most the per-text timeout times the number of
-    /// rounds the batch needs at the configured concurrency, plus one second.
-    pub(crate) fn judge(&self, texts: Vec<String>) -> Result<Vec<Label>, String> {
+    /// One label or error per text, in order; `Err` when the whole batch could not be judged.
+    /// Waits at most the per-text timeout times the number of rounds the batch needs at the
+    /// configured concurrency, plus one second.
+    pub(crate) fn judge(&self, texts: Vec<String>) -> Result<Vec<Result<Label, String>>, String> {
         let rounds = texts.len().div_ceil(self.ctx.concurrency).max(1) as u64;
         let deadline = Duration::from_millis(self.ctx.timeout_ms * rounds + 1000);
         let (reply, wait) = sync_channel(1);
@@ -109,7 +116,7 @@ impl Worker {
             Err(TrySendError::Disconnected(_)) => return Err("judge thread has stopped".into()),
         }
         wait.recv_timeout(deadline)
-            .map_err(|_| format!("judge gave no answer within {} ms", deadline.as_millis()))?
+            .map_err(|_| format!("judge gave no answer within {} ms", deadline.as_millis()))
     }
 }
 
@@ -135,22 +142,9 @@ fn dispatch(rt: tokio::runtime::Runtime, rx: Receiver<Job>, ctx: Arc<Ctx>) {
                 .collect()
                 .await;
             let failed = labels.iter().filter(|r| r.is_err()).count();
-            let out = if failed > 0 {
-                c.errors.fetch_add(failed as u64, Ordering::Relaxed);
-                let first = labels
-                    .iter()
-                    .find_map(|r| r.as_ref().err())
-                    .cloned()
-                    .unwrap_or_default();
-                Err(format!(
-                    "{failed} of {} texts not judged; first: {first}",
-                    labels.len()
-                ))
-            } else {
-                Ok(labels.into_iter().flatten().collect())
-            };
+            c.errors.fetch_add(failed as u64, Ordering::Relaxed);
             // the caller may have given up waiting; nothing else to do then
-            let _ = job.reply.try_send(out);
+            let _ = job.reply.try_send(labels);
         });
     }
     rt.shutdown_timeout(Duration::from_millis(200));
@@ -187,8 +181,17 @@ async fn ask(c: &Ctx, text: String) -> Result<Label, String> {
         }
         body.extend_from_slice(&chunk);
     }
+    if status.is_redirection() {
+        return Err(format!(
+            "judge endpoint answered HTTP {status} (redirects are not followed; point base_url at the final address)"
+        ));
+    }
     if !status.is_success() {
-        let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+        let mut text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+        if let Some(k) = c.key.as_deref().filter(|k| !k.is_empty()) {
+            // an endpoint or proxy that echoes the request must not leak the key into reports
+            text = text.replace(k, "***");
+        }
         return Err(format!("judge endpoint answered HTTP {status}: {text}"));
     }
     let v: Value = serde_json::from_slice(&body)
@@ -200,13 +203,35 @@ async fn ask(c: &Ctx, text: String) -> Result<Label, String> {
     prompt::parse_label(content)
 }
 
-/// A transport error in words, naming a timeout as such.
+/// A transport error in words with its causes, naming a timeout as such; never the URL's
+/// credentials.
 fn describe(c: &Ctx, e: &reqwest::Error) -> String {
     if e.is_timeout() {
-        format!("judge timed out after {} ms", c.timeout_ms)
-    } else if e.is_connect() {
-        format!("cannot connect to judge endpoint {}: {e}", c.url)
+        return format!("judge timed out after {} ms", c.timeout_ms);
+    }
+    let mut why = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        why.push_str(": ");
+        why.push_str(&s.to_string());
+        src = s.source();
+    }
+    let why = why.replace(&c.url, &c.shown);
+    if e.is_connect() {
+        format!("cannot connect to judge endpoint {}: {why}", c.shown)
     } else {
-        format!("judge request failed: {e}")
+        format!("judge request to {} failed: {why}", c.shown)
+    }
+}
+
+/// `url` with any user name and password removed.
+fn without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            u.to_string()
+        }
+        Err(_) => "(invalid URL)".into(),
     }
 }

@@ -266,6 +266,39 @@ impl Policy {
         }
     }
 
+    /// Keeps uncorroborated tier scores below this policy's block thresholds, so that they can
+    /// flag but never block, whatever the thresholds: for each kind in `capped` (from
+    /// `parapet_detect::ScanReport::capped`: scores an extra tier such as the semantic model
+    /// gave on its own, limited to its solo cap), a score at or above the kind's block
+    /// threshold is lowered to just below it (by 0.001), and so is every finding of that kind
+    /// at or above its own block threshold. Without this, a stricter context (the default
+    /// `tool` context blocks prompt injection from 0.7) would turn a capped 0.84 into a block.
+    /// Kinds not in `capped` are left alone.
+    pub fn limit_uncorroborated(
+        &self,
+        findings: &mut [Finding],
+        scores: &mut BTreeMap<Kind, f32>,
+        capped: &BTreeMap<Kind, f32>,
+    ) {
+        let below = |b: f32| (b - 0.001).max(0.0);
+        for kind in capped.keys() {
+            if let Some(block) = self.kinds.get(kind.as_str()).and_then(|t| t.block) {
+                if let Some(s) = scores.get_mut(kind) {
+                    if *s >= block {
+                        *s = below(block);
+                    }
+                }
+            }
+            for f in findings.iter_mut().filter(|f| f.kind == *kind) {
+                if let Some(block) = self.thresholds_for(f.kind, &f.detector).block {
+                    if f.score >= block {
+                        f.score = below(block);
+                    }
+                }
+            }
+        }
+    }
+
     /// Decides a verdict from findings and per-kind scores (scores cover evidence with no
     /// single finding, such as the classifier's probability).
     pub fn decide(&self, findings: &[Finding], scores: &BTreeMap<Kind, f32>) -> Decision {
