@@ -81,6 +81,33 @@ fn is_common(packed: u128) -> bool {
     COMMON_PACKED.binary_search(&packed).is_ok()
 }
 
+/// Per word length (1..=12), a bit per first letter (`a` = bit 0) of the [`COMMON_WORDS`] of
+/// that length: a word outside the mask cannot be common, so most words skip the search.
+const COMMON_FIRST: [u32; 13] = {
+    let mut out = [0u32; 13];
+    let mut i = 0;
+    while i < COMMON_WORDS.len() {
+        let w = COMMON_WORDS[i];
+        out[w.len()] |= 1 << (w[0] - b'a');
+        i += 1;
+    }
+    out
+};
+
+/// True when a lower-case word of `len` (1..=12) bytes starting with `first` may be common.
+fn maybe_common(len: usize, first: u8) -> bool {
+    COMMON_FIRST[len] & (1 << (first - b'a')) != 0
+}
+
+/// ROT13 of a lower-case ASCII letter.
+fn rot13_lower(l: u8) -> u8 {
+    if l >= b'n' {
+        l - 13
+    } else {
+        l + 13
+    }
+}
+
 /// (common words, common words after ROT13) in `s`: both counts in one pass over the words
 /// (maximal runs of ASCII letters, compared case-insensitively).
 fn common_hits(s: &str) -> (usize, usize) {
@@ -90,14 +117,19 @@ fn common_hits(s: &str) -> (usize, usize) {
         .split(|b| !b.is_ascii_alphabetic())
         .filter(|w| !w.is_empty() && w.len() <= 12)
     {
-        let (mut p, mut r) = (0u128, 0u128);
-        for &c in w {
-            let l = c.to_ascii_lowercase();
-            p = (p << 8) | l as u128;
-            r = (r << 8) | rot13(l as char) as u128;
+        let first = w[0].to_ascii_lowercase();
+        if maybe_common(w.len(), first) {
+            let p = w
+                .iter()
+                .fold(0u128, |h, &c| (h << 8) | c.to_ascii_lowercase() as u128);
+            plain += usize::from(is_common(p));
         }
-        plain += usize::from(is_common(p));
-        rotated += usize::from(is_common(r));
+        if maybe_common(w.len(), rot13_lower(first)) {
+            let r = w.iter().fold(0u128, |h, &c| {
+                (h << 8) | rot13_lower(c.to_ascii_lowercase()) as u128
+            });
+            rotated += usize::from(is_common(r));
+        }
     }
     (plain, rotated)
 }
@@ -344,6 +376,47 @@ mod tests {
             hits += want.0;
         }
         assert!(hits >= 10, "{hits}");
+    }
+
+    /// [`common_hits`] as first written (both packings and searches for every word).
+    fn reference_hits(s: &str) -> (usize, usize) {
+        let (mut plain, mut rotated) = (0, 0);
+        for w in s
+            .as_bytes()
+            .split(|b| !b.is_ascii_alphabetic())
+            .filter(|w| !w.is_empty() && w.len() <= 12)
+        {
+            let (mut p, mut r) = (0u128, 0u128);
+            for &c in w {
+                let l = c.to_ascii_lowercase();
+                p = (p << 8) | l as u128;
+                r = (r << 8) | rot13(l as char) as u128;
+            }
+            plain += usize::from(is_common(p));
+            rotated += usize::from(is_common(r));
+        }
+        (plain, rotated)
+    }
+
+    #[test]
+    fn common_hits_match_the_reference() {
+        let all: Vec<String> = COMMON_WORDS
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        let plain = all.join(" ");
+        let rotated: String = plain.chars().map(rot13).collect();
+        let upper = format!("{} {}", plain.to_uppercase(), rotated.to_uppercase());
+        for t in [
+            plain.as_str(),
+            rotated.as_str(),
+            upper.as_str(),
+            "Ignore the rules; Vtaber gur ehyrf, thex zr abj! ｆｕｌｌ tells alls Yourr",
+        ] {
+            assert_eq!(common_hits(t), reference_hits(t), "{t}");
+        }
+        assert_eq!(common_hits(&plain), (32, 0));
+        assert_eq!(common_hits(&rotated).1, 32);
     }
 
     #[test]
