@@ -232,24 +232,18 @@ fn ascii_ws(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ')
 }
 
-/// Exact pre-check for [`leet_view`]: (tokens rewritten, characters substituted), computed on
-/// the text without building the view.
-fn leet_counts(text: &str) -> (usize, usize) {
-    let count = |(t, c): (usize, usize), tok: &[u8]| match leet_word(tok).2 {
-        Some(subs) => (t + 1, c + subs),
-        None => (t, c),
-    };
-    if text.is_ascii() {
-        return text.as_bytes().split(|&b| ascii_ws(b)).fold((0, 0), count);
-    }
-    // `text.split(char::is_whitespace)` without decoding every character: a non-ASCII
-    // whitespace character starts with one of these lead bytes (U+0085, U+00A0: C2;
-    // U+1680: E1; U+2000–U+205F: E2; U+3000: E3)
+/// Calls `f(offset, token)` for each piece of `text.split(char::is_whitespace)` (its byte
+/// offset and bytes), without decoding every character of non-ASCII text: a non-ASCII
+/// whitespace character starts with one of the lead bytes C2 (U+0085, U+00A0), E1 (U+1680),
+/// E2 (U+2000–U+205F) or E3 (U+3000).
+fn for_each_token(text: &str, mut f: impl FnMut(usize, &[u8])) {
     let b = text.as_bytes();
-    let (mut acc, mut start, mut i) = ((0, 0), 0, 0);
+    let ascii = text.is_ascii();
+    let (mut start, mut i) = (0, 0);
     while i < b.len() {
         let ws = match b[i] {
             x if x.is_ascii() => usize::from(ascii_ws(x)),
+            _ if ascii => 0,
             0xC2 | 0xE1 | 0xE2 | 0xE3 => text
                 .get(i..)
                 .and_then(|r| r.chars().next())
@@ -258,19 +252,64 @@ fn leet_counts(text: &str) -> (usize, usize) {
             _ => 0,
         };
         if ws > 0 {
-            acc = count(acc, &b[start..i]);
+            f(start, &b[start..i]);
             i += ws;
             start = i;
         } else {
             i += 1;
         }
     }
-    count(acc, &b[start..])
+    f(start, &b[start..]);
+}
+
+/// Exact pre-check for [`leet_view`]: (tokens rewritten, characters substituted), computed on
+/// the text without building the view.
+fn leet_counts(text: &str) -> (usize, usize) {
+    let mut acc = (0, 0);
+    for_each_token(text, |_, tok| {
+        if let Some(subs) = leet_word(tok).2 {
+            acc = (acc.0 + 1, acc.1 + subs);
+        }
+    });
+    acc
 }
 
 /// Leetspeak view: only tokens that mix letters with digit/symbol substitutes are rewritten
-/// (see [`leet_word`]); `None` when fewer than two tokens or three characters change.
+/// (see [`leet_word`]); `None` when fewer than two tokens or three characters change. Every
+/// rewritten character is ASCII and becomes an ASCII letter, so the view keeps the layout
+/// of `view` (see [`View::same_layout`]).
 pub(super) fn leet_view(view: &View) -> Option<View> {
+    if view.text.len() > 64 * 1024 {
+        return None;
+    }
+    let (tokens, changed) = leet_counts(&view.text);
+    if changed < 3 || tokens < 2 {
+        return None;
+    }
+    let mut bytes = view.text.as_bytes().to_vec();
+    for_each_token(&view.text, |at, tok| {
+        if let (lead, len, Some(_)) = leet_word(tok) {
+            let word = bytes
+                .get_mut(at + lead..at + lead + len)
+                .unwrap_or_default();
+            for b in word {
+                if let Some(l) = leet(*b as char) {
+                    *b = l as u8;
+                }
+            }
+        }
+    });
+    let text = String::from_utf8(bytes).ok()?;
+    let kind = ViewKind::Decoded {
+        encoding: Encoding::Leet,
+        depth: 1,
+    };
+    Some(view.same_layout(kind, text))
+}
+
+/// [`leet_view`] as first written (a builder fed character by character), for tests.
+#[cfg(test)]
+fn leet_view_reference(view: &View) -> Option<View> {
     if view.text.len() > 64 * 1024 {
         return None;
     }
@@ -286,7 +325,6 @@ pub(super) fn leet_view(view: &View) -> Option<View> {
         view.text.len(),
     );
     let mut spans = view.chars_with_spans();
-    // each piece is one token and the whitespace character that ends it, if any
     for piece in view.text.split_inclusive(char::is_whitespace) {
         let ws = piece
             .chars()
@@ -310,6 +348,7 @@ pub(super) fn leet_view(view: &View) -> Option<View> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parapet_core::Span;
 
     fn leet_text(s: &str) -> Option<String> {
         leet_view(&View::original(s)).map(|v| v.text)
@@ -417,6 +456,39 @@ mod tests {
         }
         assert_eq!(common_hits(&plain), (32, 0));
         assert_eq!(common_hits(&rotated).1, 32);
+    }
+
+    #[test]
+    fn leet_view_matches_the_builder_version() {
+        let texts = [
+            "(1gn0r3), \"th3 rul35!\" h3ll0\u{3000}w0rld\u{a0}t3st",
+            "ｆｕｌｌ width and 1gn0r3 th3 rul35 ñ4ñ0 \u{2060}h3ll0\u{202f}t3st",
+            "plain ascii l33t c0d3 h4x0r 4ll d4y",
+        ];
+        let mut built = 0;
+        for t in texts {
+            let original = View::original(t);
+            let mut b = ViewBuilder::new(ViewKind::Normalized, t.len());
+            for (i, c) in t.chars().enumerate() {
+                b.push(c, i + 1, i + 3);
+            }
+            let whole = View::whole(ViewKind::Hidden, t.to_string(), Span::new(2, 9));
+            for v in [original, b.build(), whole] {
+                let (got, want) = (leet_view(&v), leet_view_reference(&v));
+                assert_eq!(got.is_some(), want.is_some(), "{t}");
+                if let (Some(g), Some(w)) = (got, want) {
+                    built += 1;
+                    assert_eq!(g.text, w.text);
+                    assert_eq!(g.kind, w.kind);
+                    let spans = |v: &View| v.chars_with_spans().collect::<Vec<_>>();
+                    assert_eq!(spans(&g), spans(&w));
+                    assert_eq!(g.span(0, g.text.len()), w.span(0, w.text.len()));
+                    assert_eq!(g.span(3, 9), w.span(3, 9));
+                    assert_eq!(format!("{g:?}"), format!("{w:?}"));
+                }
+            }
+        }
+        assert_eq!(built, 9);
     }
 
     #[test]
