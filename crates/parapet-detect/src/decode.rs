@@ -235,11 +235,23 @@ fn decode_one(view: &View, limits: &DecodeLimits) -> Vec<(Encoding, Span, Decode
             }
         }
     }
-    if let Some(v) = rot13_view(view) {
+    // A view that is itself ROT13 (leetspeak) output never yields another: rotating back
+    // reads as English only if the source did, which its keep rule excludes (see
+    // `rot13_view`); every rewritten leet word is all letters afterwards and the other
+    // tokens are unchanged (see `leet_word`). Skipping them changes no result.
+    let made_by =
+        |e: Encoding| matches!(view.kind, ViewKind::Decoded { encoding, .. } if encoding == e);
+    if let Some(v) = (!made_by(Encoding::Rot13))
+        .then(|| rot13_view(view))
+        .flatten()
+    {
         let span = view.span(0, view.text.len());
         found.push((Encoding::Rot13, span, Decoded::Mapped(v)));
     }
-    if let Some(v) = leet_view(view) {
+    if let Some(v) = (!made_by(Encoding::Leet))
+        .then(|| leet_view(view))
+        .flatten()
+    {
         let span = view.span(0, view.text.len());
         found.push((Encoding::Leet, span, Decoded::Mapped(v)));
     }

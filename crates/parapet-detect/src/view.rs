@@ -112,6 +112,32 @@ impl View {
         }
     }
 
+    /// A view of `kind` with text `text`, which must hold characters of the same UTF-8
+    /// lengths as this view's text at the same byte offsets (e.g. ASCII letters rewritten to
+    /// ASCII letters): each character keeps the original span of the one it replaces. The
+    /// same view as pushing `text`'s characters, with [`View::chars_with_spans`]' spans, into
+    /// a [`ViewBuilder`], without the per-character work where this view has a table.
+    pub(crate) fn same_layout(&self, kind: ViewKind, text: String) -> View {
+        debug_assert_eq!(self.text.len(), text.len());
+        let map = match &self.map {
+            OffsetMap::Table { byte_starts, orig } if byte_starts.len() == orig.len() => {
+                OffsetMap::Table {
+                    byte_starts: byte_starts.clone(),
+                    // as `Span::new` orders them
+                    orig: orig.iter().map(|&(a, z)| (a.min(z), a.max(z))).collect(),
+                }
+            }
+            _ => {
+                let mut b = ViewBuilder::new(kind, text.len());
+                for ((_, s), c) in self.chars_with_spans().zip(text.chars()) {
+                    b.push(c, s.start, s.end);
+                }
+                return b.build();
+            }
+        };
+        View { kind, text, map }
+    }
+
     /// A view whose every character maps to one original span (used for decoded payloads
     /// and hidden text that cannot be mapped more precisely).
     pub fn whole(kind: ViewKind, text: String, span: Span) -> View {

@@ -28,6 +28,7 @@ mod tests_validators;
 use crate::detector::{Detector, TextView};
 use crate::error::RuleError;
 use crate::view::View;
+use aho_corasick::AhoCorasick;
 use parapet_core::{Finding, Kind, Span};
 use regex::RegexSet;
 use rules::{Outcome, PiiRules};
@@ -146,8 +147,13 @@ impl PiiDetector {
             };
             if rule.require_context {
                 // Skip the whole rule when none of its context words occurs in the view.
-                let l = lower.get_or_insert_with(|| text.to_lowercase());
-                if !rule.context.iter().any(|w| l.contains(w.as_str())) {
+                let found = if text.is_ascii() {
+                    rule.context_words.is_match(text)
+                } else {
+                    let l = lower.get_or_insert_with(|| text.to_lowercase());
+                    rule.context_words.is_match(l.as_str())
+                };
+                if !found {
                     continue;
                 }
             }
@@ -197,7 +203,7 @@ impl PiiDetector {
                         e,
                         self.rules.context_before,
                         self.rules.context_after,
-                        &rule.context,
+                        &rule.context_words,
                     );
                 if rule.require_context && !context {
                     return;
@@ -360,23 +366,31 @@ fn floor_boundary(text: &str, i: usize) -> usize {
     i
 }
 
-/// True when one of `words` (lower-case) occurs in the window `[s - before, e + after)`.
+/// True when one of `words` (an automaton of lower-case words, ASCII case-insensitive)
+/// occurs in the lower-cased window `[s - before, s)` or `[e, e + after)`.
 fn has_context(
     text: &str,
     s: usize,
     e: usize,
     before: usize,
     after: usize,
-    words: &[String],
+    words: &AhoCorasick,
 ) -> bool {
     let a = floor_boundary(text, s.saturating_sub(before));
     let b = floor_boundary(text, e.saturating_add(after));
     let (Some(left), Some(right)) = (text.get(a..s), text.get(e..b)) else {
         return false;
     };
-    let left = left.to_lowercase();
-    let right = right.to_lowercase();
-    words
-        .iter()
-        .any(|w| left.contains(w.as_str()) || right.contains(w.as_str()))
+    contains_word(words, left) || contains_word(words, right)
+}
+
+/// True when one of `words` occurs in `part.to_lowercase()`. ASCII text is searched as it
+/// is: there `to_lowercase` only folds `A-Z`, which the automaton already ignores (its
+/// words are lower-case, so none has an ASCII capital).
+fn contains_word(words: &AhoCorasick, part: &str) -> bool {
+    if part.is_ascii() {
+        words.is_match(part)
+    } else {
+        words.is_match(part.to_lowercase().as_str())
+    }
 }

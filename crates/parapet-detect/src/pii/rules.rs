@@ -3,6 +3,7 @@
 use super::checksum;
 use super::crypto::{self, AddrCheck};
 use crate::error::RuleError;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
 use regex::Regex;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -274,6 +275,9 @@ pub(crate) struct PiiRule {
     pub(crate) weak_score: f32,
     /// Lower-cased context words.
     pub(crate) context: Vec<String>,
+    /// All of [`Self::context`] in one automaton (ASCII case-insensitive), so a window is
+    /// searched once rather than once per word.
+    pub(crate) context_words: AhoCorasick,
     pub(crate) context_boost: f32,
     pub(crate) require_context: bool,
     pub(crate) priority: u8,
@@ -405,7 +409,11 @@ pub(crate) fn load(file: &str, source: &str) -> Result<PiiRules, RuleError> {
             .iter()
             .map(|w| w.trim().to_lowercase())
             .filter(|w| !w.is_empty())
-            .collect();
+            .collect::<Vec<String>>();
+        let context_words = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build(&context)
+            .map_err(|e| invalid(id, format!("context words: {e}")))?;
         patterns.push(r.regex.clone());
         rules.push(PiiRule {
             detector_id: format!("pii.{}", r.id),
@@ -417,6 +425,7 @@ pub(crate) fn load(file: &str, source: &str) -> Result<PiiRules, RuleError> {
             score: r.score,
             weak_score,
             context,
+            context_words,
             context_boost: boost,
             require_context: r.require_context,
             priority: r.priority,

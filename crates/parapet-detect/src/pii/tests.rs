@@ -428,3 +428,54 @@ fn docs_example_values() {
     assert_eq!(s[0].span, Span::new(39, 79));
     assert!((s[0].score - 0.9).abs() < 1e-4);
 }
+
+/// The context-word search as first written (lower-cased copies, one substring search per
+/// word): the automaton in [`has_context`] must agree with it.
+fn reference_context(
+    text: &str,
+    s: usize,
+    e: usize,
+    before: usize,
+    after: usize,
+    words: &[String],
+) -> bool {
+    let a = floor_boundary(text, s.saturating_sub(before));
+    let b = floor_boundary(text, e.saturating_add(after));
+    let (Some(left), Some(right)) = (text.get(a..s), text.get(e..b)) else {
+        return false;
+    };
+    let (left, right) = (left.to_lowercase(), right.to_lowercase());
+    words
+        .iter()
+        .any(|w| left.contains(w.as_str()) || right.contains(w.as_str()))
+}
+
+#[test]
+fn context_automaton_matches_per_word_search() {
+    let rules = &det().rules;
+    let texts = [
+        "Call me on PHONE: 020 7946 0958, thanks",
+        "my Téléphone est le 06 12 34 56 78 ok",
+        "IBAN DE89 3704 0044 0532 0130 00 — Konto",
+        "SSN 078-05-1120 (SOCIAL security)",
+        "K\u{212A}onto 1234 5678 telefon ΣΊΣΥΦΟΣ İstanbul mobile",
+        "no words here 4111 1111 1111 1111 at all",
+        "E-Mail: a@b.de; CREDIT CARD 4111111111111111 Karte",
+    ];
+    let mut agreed_true = 0;
+    for text in texts {
+        for rule in &rules.rules {
+            for s in (0..text.len()).filter(|&i| text.is_char_boundary(i)) {
+                let e = floor_boundary(text, s + 6);
+                let want = reference_context(text, s, e, 24, 24, &rule.context);
+                let got = has_context(text, s, e, 24, 24, &rule.context_words);
+                assert_eq!(got, want, "{} at {s}..{e} of {text:?}", rule.detector_id);
+                agreed_true += usize::from(got);
+            }
+        }
+    }
+    assert!(
+        agreed_true > 50,
+        "the texts must hit context words: {agreed_true}"
+    );
+}
