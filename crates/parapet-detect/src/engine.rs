@@ -322,8 +322,7 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
         );
         results = inputs.iter().map(|_| Err(msg.clone())).collect();
     }
-    // texts with a failed view are recorded as failures; their other views still count
-    let mut failed: Vec<TierJob> = Vec::new();
+    // a text with a failed view is recorded as a failure (once); its other views still count
     let mut scored: Vec<TierScores> = Vec::with_capacity(results.len());
     let mut ok_jobs: Vec<TierJob> = Vec::with_capacity(results.len());
     let mut first_err: BTreeMap<usize, String> = BTreeMap::new();
@@ -335,13 +334,11 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
             }
             Err(e) => {
                 first_err.entry(job.text).or_insert(e);
-                failed.push(job);
             }
         }
     }
     for (text, e) in &first_err {
-        let jobs: Vec<TierJob> = failed.iter().filter(|j| j.text == *text).copied().collect();
-        tier_failed(t.id(), cfg, e, &jobs, done);
+        tier_failed(t.id(), cfg, e, *text, done);
     }
     let jobs = ok_jobs;
     // Per text: the tier's own (uncapped) maxima; the capped score is derived from them.
@@ -412,12 +409,12 @@ fn finite(x: f32) -> f32 {
     }
 }
 
-/// Records a tier failure on every text that was sent to it.
+/// Records a tier failure on text `text` (a tier error, plus a blocking finding when failing closed).
 fn tier_failed(
     id: &str,
     cfg: &TierConfig,
     msg: &str,
-    jobs: &[TierJob],
+    text: usize,
     done: &mut [(ScanReport, TextView)],
 ) {
     tracing::warn!(
@@ -425,22 +422,16 @@ fn tier_failed(
         error = msg,
         "scoring tier failed; fast tier scores kept"
     );
-    let mut seen = std::collections::BTreeSet::new();
-    for j in jobs {
-        if !seen.insert(j.text) {
-            continue;
-        }
-        let (r, tv) = &mut done[j.text];
-        r.tier_errors.push(format!("{id}: {msg}"));
-        if cfg.fail_closed {
-            r.findings.push(Finding::new(
-                tier::tier_error_detector(id),
-                Kind::PromptInjection,
-                Span::new(0, tv.chars),
-                1.0,
-                format!("the {id} tier failed and the engine fails closed: {msg}"),
-            ));
-        }
+    let (r, tv) = &mut done[text];
+    r.tier_errors.push(format!("{id}: {msg}"));
+    if cfg.fail_closed {
+        r.findings.push(Finding::new(
+            tier::tier_error_detector(id),
+            Kind::PromptInjection,
+            Span::new(0, tv.chars),
+            1.0,
+            format!("the {id} tier failed and the engine fails closed: {msg}"),
+        ));
     }
 }
 

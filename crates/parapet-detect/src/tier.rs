@@ -155,7 +155,6 @@ impl TierConfig {
 }
 
 /// One view of one text sent to the tier.
-#[derive(Debug, Clone, Copy)]
 pub(crate) struct TierJob {
     /// Index of the text in the batch.
     pub text: usize,
