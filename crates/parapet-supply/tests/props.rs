@@ -46,3 +46,19 @@ proptest! {
         prop_assert!(!(r.findings.is_empty() && r.errors.is_empty()), "pos {} byte {}: clean", pos, byte);
     }
 }
+
+/// Found by the proptest below: `{` (EMPTY_DICT) as the first byte of `data.pkl` made the member
+/// sniff as JSON and the archive clean, although `torch.load` still runs the pickle.
+#[test]
+fn a_pkl_member_starting_with_a_brace_is_still_scanned_as_a_pickle() {
+    let members = vec![
+        Member::new("archive/data.pkl", &evil()),
+        Member::new("archive/version", b"3\n"),
+    ];
+    let mut z = zip(&members);
+    // the member's data starts right after the 30-byte local header and its 16-byte name
+    assert_eq!(z[46], 0x80);
+    z[46] = b'{';
+    let r = scan(&z);
+    assert!(!r.findings.is_empty(), "{r:?}");
+}

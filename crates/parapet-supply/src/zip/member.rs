@@ -199,9 +199,10 @@ fn member(b: &dyn Blob, en: &Entry, data: u64, ctx: &mut Ctx<'_>, dir: Option<&P
     }
     let mut fmt = crate::sniff::sniff_member(&prefix, en.usize, ctx.rules);
     let lname = en.name.to_ascii_lowercase();
-    if fmt == Format::Unknown && (lname.ends_with(".pkl") || lname.ends_with(".pickle")) {
+    if lname.ends_with(".pkl") || lname.ends_with(".pickle") {
         // The loader unpickles this member by name (torch: <folder>/data.pkl): it is read as a
-        // pickle whatever it looks like, so a damaged one is a parse error, never "unknown".
+        // pickle whatever it looks like (a first byte `{` is the opcode EMPTY_DICT, not JSON),
+        // so a damaged one is a parse error, never "unknown" or another format.
         fmt = Format::Pickle;
     }
     if fmt == Format::Unknown {
