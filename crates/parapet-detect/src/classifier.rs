@@ -19,9 +19,11 @@
 // per-head loops index several parallel arrays (weights, biases, Platt parameters)
 #![allow(clippy::needless_range_loop)]
 
+use buckets::for_each_bucket;
 use serde::{Deserialize, Serialize};
 use window::WordCache;
 
+mod buckets;
 mod window;
 
 /// Index of each head in the weight rows.
@@ -174,28 +176,6 @@ pub(crate) fn word_features(
     }
 }
 
-/// Open-addressing accumulation table reused across calls on one thread, so vectorizing a
-/// text costs no allocation or clearing of a table sized for it: only the slots a call used
-/// are reset afterwards.
-struct Scratch {
-    keys: Vec<u32>,
-    counts: Vec<f32>,
-    used: Vec<usize>,
-}
-
-/// Largest table (slots) kept per thread: 512 KiB, enough for texts up to ~10 KB.
-const SCRATCH_MAX_SLOTS: usize = 1 << 16;
-
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = const {
-        std::cell::RefCell::new(Scratch {
-            keys: Vec::new(),
-            counts: Vec::new(),
-            used: Vec::new(),
-        })
-    };
-}
-
 /// A text whose feature hashes can be listed in order (see [`for_each_feature`]).
 pub(crate) trait Features {
     /// Length of the text in bytes (sizes the accumulation table).
@@ -210,68 +190,6 @@ impl Features for &str {
     }
     fn each(&self, f: impl FnMut(u64)) {
         for_each_feature(self, f);
-    }
-}
-
-/// Calls `f(bucket, value)` for every non-zero entry of the L2-normalized term-frequency
-/// vector of `text` over `2^bits` buckets, in first-occurrence order.
-fn for_each_bucket(text: impl Features, bits: u32, mut f: impl FnMut(u32, f32)) {
-    let mask = (1u64 << bits) - 1;
-    // at most ~3 features per input byte; load factor stays at or below 1/2
-    let cap = (text.len() * 6 + 64).next_power_of_two();
-    let slot_mask = cap - 1;
-    let mut run = |sc: &mut Scratch| {
-        if sc.keys.len() < cap {
-            sc.keys = vec![u32::MAX; cap];
-            sc.counts = vec![0f32; cap];
-        }
-        sc.used.clear();
-        let Scratch { keys, counts, used } = sc;
-        text.each(|h| {
-            let key = (h & mask) as u32;
-            let mut slot = (key.wrapping_mul(0x9e37_79b1) as usize) & slot_mask;
-            loop {
-                if keys[slot] == key {
-                    counts[slot] += 1.0;
-                    break;
-                }
-                if keys[slot] == u32::MAX {
-                    keys[slot] = key;
-                    counts[slot] = 1.0;
-                    used.push(slot);
-                    break;
-                }
-                slot = (slot + 1) & slot_mask;
-            }
-        });
-        let norm = used
-            .iter()
-            .map(|&s| counts[s] * counts[s])
-            .sum::<f32>()
-            .sqrt();
-        let inv = if norm > 0.0 { 1.0 / norm } else { 0.0 };
-        for &s in used.iter() {
-            f(keys[s], counts[s] * inv);
-            keys[s] = u32::MAX;
-        }
-        used.clear();
-    };
-    // Large texts (whole documents) get a table of their own so a thread does not keep it;
-    // a re-entrant call (from inside `f`) cannot borrow the shared table either.
-    let done = cap <= SCRATCH_MAX_SLOTS
-        && SCRATCH.with(|c| match c.try_borrow_mut() {
-            Ok(mut sc) => {
-                run(&mut sc);
-                true
-            }
-            Err(_) => false,
-        });
-    if !done {
-        run(&mut Scratch {
-            keys: Vec::new(),
-            counts: Vec::new(),
-            used: Vec::new(),
-        });
     }
 }
 

@@ -224,7 +224,7 @@ pub(crate) fn phone(v: &str, regions: &[phonenumber::country::Id]) -> Outcome {
         None
     };
     if let Some(n) = intl {
-        return match phonenumber::parse(None, &n) {
+        return match super::phone::parse_international(&n) {
             Ok(p) if super::phone::is_valid(&p) => Outcome::Strong,
             _ => Outcome::Reject,
         };
