@@ -11,9 +11,10 @@
 //! With the semantic tier (`--tier all`, the default when its model is found) the table also
 //! shows the fast tier alone (`fast`: rules + classifier, what `combined` is without the
 //! semantic tier), the semantic tier alone (`semantic`, run on every row) and `combined`, the
-//! engine's final score under the `--semantic` mode (`uncertain` by default: the semantic score
-//! counts only where the fast tier's score is inside `--uncertain-band`). The semantic model is
-//! never retrained by `--kfold`.
+//! engine's final score under the `--semantic` mode as `parapet scan` and the gateway decide it:
+//! the semantic score counts only where the mode runs the tier, and a semantic score nothing
+//! independent corroborates is capped (0.84 unless `--semantic-can-block`; see
+//! `parapet_detect::CORROBORATION`). The semantic model is never retrained by `--kfold`.
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -234,9 +235,20 @@ fn score_rows(
                 .iter()
                 .map(|&k| tier("semantic", k).unwrap_or(0.0))
                 .fold(0f32, f32::max);
+            // what the semantic tier adds in deployment: its score as the engine capped it
+            // when nothing independent corroborated it (`ScanReport::capped`)
+            let sem_deployed = kinds
+                .iter()
+                .map(|&k| match report.capped.get(&k) {
+                    Some(&c) => c,
+                    None => tier("semantic", k).unwrap_or(0.0),
+                })
+                .fold(0f32, f32::max);
             let gate = fast_of(Kind::PromptInjection).max(fast_of(Kind::Jailbreak));
             let combined = match combine {
-                Some(m) if report.tiers.contains_key("semantic") && m.wants(gate) => fast.max(sem),
+                Some(m) if report.tiers.contains_key("semantic") && m.wants(gate) => {
+                    fast.max(sem_deployed)
+                }
                 _ => fast,
             };
             let (tv, _) = engine.views(&r.text);

@@ -43,9 +43,10 @@ pub struct SemanticArgs {
     /// below LOW the text is confidently benign, at or above HIGH the fast tier already blocks.
     #[arg(long, value_name = "LOW:HIGH", value_parser = parse_band, default_value = "0.05:0.85")]
     pub uncertain_band: (f32, f32),
-    /// Let a semantic score block on its own. By default a text the fast tier scores below
-    /// 0.5 gets at most 0.84 from the semantic tier (flag, not block): the shipped model has
-    /// false positives on everyday requests (see models/pi-semantic/MODEL_CARD.md).
+    /// Let a semantic score block on its own. By default a text on which no rule-pack finding
+    /// scores 0.5 or more (the linear classifier does not count) gets at most 0.84 from the
+    /// semantic tier (flag, not block): the shipped model has false positives on everyday
+    /// requests and business email (see models/pi-semantic/MODEL_CARD.md).
     #[arg(long)]
     pub semantic_can_block: bool,
 }

@@ -31,7 +31,8 @@ pub struct ScanReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tier_errors: Vec<String>,
     /// Kinds whose score in [`ScanReport::scores`] comes from an extra tier without
-    /// corroboration (no earlier tier at [`crate::CORROBORATION`] or above) and was limited
+    /// corroboration (no rule-pack finding or earlier extra tier at [`crate::CORROBORATION`]
+    /// or above; the linear classifier does not count) and was limited
     /// by that tier's [`TierConfig::solo_cap`], with the cap. Such a score is meant to flag,
     /// never to block: a policy with a block threshold at or below the cap (e.g. a stricter
     /// `tool` context) must lower it first — `parapet_policy::Policy::limit_uncorroborated`.
@@ -118,9 +119,10 @@ impl Engine {
     }
 
     /// Appends a further tier after those already set (e.g. an LLM judge after the semantic
-    /// tier). Tiers run in order; each one's [`TierMode`] and corroboration are judged on the
-    /// scores of the fast tier and every earlier tier (their maximum, as capped), so a judge in
-    /// `Uncertain` mode sees texts that the semantic tier flagged but could not block alone.
+    /// tier). Tiers run in order; each one's [`TierMode`] is judged on the scores of the fast
+    /// tier and every earlier tier (their maximum, as capped), so a judge in `Uncertain` mode
+    /// sees texts that the semantic tier flagged but could not block alone. Its corroboration
+    /// is judged on the rule packs and the earlier extra tiers (see [`crate::CORROBORATION`]).
     pub fn add_tier(mut self, tier: Box<dyn ScoreTier>, config: TierConfig) -> Engine {
         self.tiers.push((tier, config));
         self
@@ -286,15 +288,15 @@ impl Engine {
 }
 
 /// Runs one extra tier on the texts its mode selects and merges its scores and findings.
-/// The mode and the corroboration test use the injection/jailbreak scores so far (the fast
-/// tier's and every earlier tier's, as capped).
+/// The mode uses the injection/jailbreak scores so far (the fast tier's and every earlier
+/// tier's, as capped); the corroboration test uses [`independent_score`].
 fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, TextView)]) {
     let mut jobs: Vec<TierJob> = Vec::new();
     let mut inputs: Vec<&str> = Vec::new();
     let mut caps: Vec<f32> = Vec::with_capacity(done.len());
     for (i, (r, tv)) in done.iter().enumerate() {
         let so_far = r.score(Kind::PromptInjection).max(r.score(Kind::Jailbreak));
-        caps.push(if so_far >= tier::CORROBORATION {
+        caps.push(if independent_score(r) >= tier::CORROBORATION {
             1.0
         } else {
             cfg.solo_cap
@@ -398,6 +400,30 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
             }
         }
     }
+}
+
+/// The injection/jailbreak evidence on a text that is independent of the statistical models
+/// trained on Parapet's development set: the highest rule-pack finding (any prompt-injection or
+/// jailbreak finding except the linear classifier's) and the highest raw score of an earlier
+/// extra tier. See [`tier::CORROBORATION`].
+fn independent_score(r: &ScanReport) -> f32 {
+    let pi_or_jb = |k: &Kind| matches!(k, Kind::PromptInjection | Kind::Jailbreak);
+    let rules = r
+        .findings
+        .iter()
+        .filter(|f| pi_or_jb(&f.kind))
+        .filter(|f| !crate::injection::CLASSIFIER_DETECTORS.contains(&f.detector.as_str()))
+        .map(|f| finite(f.score))
+        .fold(0.0, f32::max);
+    let tiers = r
+        .tiers
+        .iter()
+        .filter(|(id, _)| id.as_str() != tier::FAST_TIER)
+        .flat_map(|(_, m)| m.iter())
+        .filter(|(k, _)| pi_or_jb(k))
+        .map(|(_, &v)| finite(v))
+        .fold(0.0, f32::max);
+    rules.max(tiers)
 }
 
 /// A score clamped into [0, 1] (NaN becomes 0).

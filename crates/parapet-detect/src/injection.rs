@@ -30,6 +30,10 @@ pub const CONCEALED_FLOOR: f32 = 0.95;
 /// Classifier probability above which a classifier finding is reported.
 pub const CLASSIFIER_FINDING_MIN: f32 = 0.5;
 
+/// Detector ids of the statistical classifier's findings (prompt injection, jailbreak). Its
+/// score does not corroborate an extra tier (see [`crate::CORROBORATION`]).
+pub const CLASSIFIER_DETECTORS: [&str; 2] = ["pi.classifier", "jb.classifier"];
+
 /// Window size in bytes for scoring long texts.
 pub const WINDOW_BYTES: usize = 768;
 
@@ -149,8 +153,12 @@ impl InjectionDetector {
             }
         }
         let heads = [
-            (Head::Injection, Kind::PromptInjection, "pi.classifier"),
-            (Head::Jailbreak, Kind::Jailbreak, "jb.classifier"),
+            (
+                Head::Injection,
+                Kind::PromptInjection,
+                CLASSIFIER_DETECTORS[0],
+            ),
+            (Head::Jailbreak, Kind::Jailbreak, CLASSIFIER_DETECTORS[1]),
         ];
         for (h, kind, id) in heads {
             let p = clf[h as usize];

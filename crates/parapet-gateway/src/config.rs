@@ -80,8 +80,9 @@ pub struct Semantic {
     /// instead of falling back to the fast tier. Default false.
     #[serde(default)]
     pub fail_closed: bool,
-    /// Let a semantic score block on its own; by default a text the fast tier scores below 0.5
-    /// gets at most 0.84 from the semantic tier (flag, not block). Default false.
+    /// Let a semantic score block on its own; by default a text on which no rule-pack finding
+    /// scores 0.5 or more (the linear classifier does not count) gets at most 0.84 from the
+    /// semantic tier (flag, not block). Default false.
     #[serde(default)]
     pub can_block: bool,
 }
