@@ -112,3 +112,21 @@ def load_yanis(root):
         for r in csv.DictReader(f):
             out.append(sample(r["prompt_injections"], INJECTION, "yanismiraoui", binary=True, attack=1))
     return out
+
+
+def load_documents(seed=13):
+    """Benign documents, code and tool output from the training interpreter's standard library
+    (see documents.py), as hard negatives (weight 2) in group `documents`."""
+    from documents import load_documents as docs
+
+    return [sample(t, BENIGN, "documents", weight=2.0) for t, _ in docs(seed)]
+
+
+def load_everyday(path):
+    """examples/everyday-benign.jsonl: 40 benign business texts written for Parapet; test only."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            out.append(sample(d["text"], BENIGN, "everyday"))
+    return out

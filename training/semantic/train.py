@@ -199,6 +199,7 @@ def main():
     ap.add_argument("--max-train", type=int, default=0, help="subsample training items (smoke tests)")
     ap.add_argument("--slabs-max", type=int, default=4000, help="s-labs train rows used (random subset; CPU budget)")
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--documents", type=int, default=1, help="1: add benign documents/code/tool output (documents.py) as hard negatives")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
 
@@ -212,16 +213,19 @@ def main():
     sl_train, sl_val, sl_test = (D.load_slabs(a.corpora, s) for s in ("train", "validation", "test"))
     nc_train, nc_val, nc_test = (D.load_neuralchemy(a.corpora, s) for s in ("train", "validation", "test"))
     yanis = D.load_yanis(a.corpora)
+    documents = D.load_documents(a.seed) if a.documents else []
+    everyday_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "everyday-benign.jsonl")
+    everyday = D.load_everyday(everyday_path) if os.path.exists(everyday_path) else []
     if a.slabs_max and len(sl_train) > a.slabs_max:
         sl_train = random.Random(a.seed).sample(sl_train, a.slabs_max)
 
     if a.holdout_group:
         g = a.holdout_group
-        train = [s for s in pidev + sl_train + nc_train if s["group"] != g]
+        train = [s for s in pidev + sl_train + nc_train + documents if s["group"] != g]
         calib = [s for s in sl_val + nc_val if s["group"] != g]
         tests = {g: [s for s in pidev if s["group"] == g] or (sl_test if g == "s-labs" else nc_test if g == "neuralchemy" else [])}
     else:
-        train = [s for s in pidev if s["fold"] != 0] + sl_train + nc_train
+        train = [s for s in pidev if s["fold"] != 0] + sl_train + nc_train + documents
         fold0 = [s for s in pidev if s["fold"] == 0]
         calib = fold0 + sl_val + nc_val
         tests = {
@@ -230,6 +234,7 @@ def main():
             "s-labs test": sl_test,
             "neuralchemy core test": nc_test,
             "yanismiraoui (never trained on)": yanis,
+            "everyday benign (examples/, never trained on)": everyday,
         }
 
     cfg = json.load(open(os.path.join(a.minilm, "config.json")))
@@ -319,7 +324,7 @@ def export(model, cfg, a, temperature, points, results):
     shutil.copy(os.path.join(a.minilm, "tokenizer.json"), os.path.join(a.out, "tokenizer.json"))
     meta = {
         "format": 1,
-        "version": f"pi-semantic-minilm-l{a.layers}-s{a.seed}",
+        "version": f"pi-semantic-minilm-l{a.layers}-s{a.seed}" + ("-docs" if a.documents else ""),
         "labels": D.LABELS,
         "pooling": "mean",
         "max_tokens": a.max_tokens,
