@@ -1,7 +1,8 @@
 //! Latency of the semantic tier on one core: a 128-token prompt (one full window), a short
 //! prompt, and a batch of 8 full windows. Uses the shipped model (`models/pi-semantic`) when it
 //! exists, else a randomly initialised MiniLM-shaped model (h384, 12 heads, intermediate 1536,
-//! 3 layers). Run: `cargo bench -p parapet-semantic --bench semantic`.
+//! 3 layers). `PARAPET_SEMANTIC_MODEL=DIR` benches another model directory instead.
+//! Run: `cargo bench -p parapet-semantic --bench semantic`.
 
 use criterion::{criterion_group, Criterion};
 use parapet_semantic::{fixture::TinyModel, SemanticModel};
@@ -32,6 +33,11 @@ fn text_of(model: &SemanticModel, n: usize) -> String {
 }
 
 fn load() -> (SemanticModel, &'static str, Option<tempfile::TempDir>) {
+    // another model directory (e.g. a candidate with fewer layers), as for `parapet scan`
+    if let Some(dir) = std::env::var_os("PARAPET_SEMANTIC_MODEL") {
+        let m = SemanticModel::load(std::path::Path::new(&dir)).expect("PARAPET_SEMANTIC_MODEL");
+        return (m, "env_model", None);
+    }
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/pi-semantic");
     if shipped.is_dir() {
         if let Ok(m) = SemanticModel::load(&shipped) {
