@@ -281,16 +281,11 @@ impl PiiDetector {
             .filter_map(|c| {
                 let rule = self.rules.rules.get(c.rule)?;
                 let how = match (c.outcome, &rule.validator) {
-                    (_, rules::Validator::None) => "pattern match",
-                    (Outcome::Strong, _) => "validated",
-                    _ => "format match, not checksum-confirmed",
+                    (_, rules::Validator::None) => rules::How::Pattern,
+                    (Outcome::Strong, _) => rules::How::Validated,
+                    _ => rules::How::Format,
                 };
-                let ctx = if c.context {
-                    "; context word nearby"
-                } else {
-                    ""
-                };
-                let msg = format!("{}: {} ({how}{ctx})", rule.entity, rule.description);
+                let msg = rule.message(how, c.context).to_string();
                 Some(
                     Finding::new(rule.detector_id.clone(), Kind::Pii, c.span, c.score, msg)
                         .with_entity(rule.entity.clone()),

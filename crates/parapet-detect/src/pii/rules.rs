@@ -266,7 +266,6 @@ pub(crate) fn could_be_national(digits: &str, region: phonenumber::country::Id) 
 pub(crate) struct PiiRule {
     pub(crate) detector_id: String,
     pub(crate) entity: String,
-    pub(crate) description: String,
     pub(crate) regex: Regex,
     /// Index of the named group `v`, if the regex has one.
     pub(crate) value_group: Option<usize>,
@@ -283,6 +282,46 @@ pub(crate) struct PiiRule {
     pub(crate) priority: u8,
     /// Every match contains an ASCII digit: search only the windows around digit runs.
     pub(crate) near_digits: bool,
+    /// Finding messages, built once: index `2 * how + context` (see [`PiiRule::message`]).
+    pub(crate) messages: [String; 6],
+}
+
+/// How a PII value was confirmed, for its finding message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum How {
+    /// The rule has no validator.
+    Pattern = 0,
+    /// A checksum or metadata check confirmed it.
+    Validated = 1,
+    /// The format is right; nothing confirmed it.
+    Format = 2,
+}
+
+impl PiiRule {
+    /// `"<ENTITY>: <description> (<how>[; context word nearby])"`.
+    pub(crate) fn message(&self, how: How, context: bool) -> &str {
+        self.messages
+            .get(2 * how as usize + usize::from(context))
+            .map_or("", String::as_str)
+    }
+}
+
+/// The six finding messages of a rule (see [`PiiRule::message`]).
+fn messages(entity: &str, description: &str) -> [String; 6] {
+    let one = |i: usize| {
+        let how = match i / 2 {
+            0 => "pattern match",
+            1 => "validated",
+            _ => "format match, not checksum-confirmed",
+        };
+        let ctx = if i % 2 == 1 {
+            "; context word nearby"
+        } else {
+            ""
+        };
+        format!("{entity}: {description} ({how}{ctx})")
+    };
+    std::array::from_fn(one)
 }
 
 /// An exclusion regex and the entities it suppresses (`None` = all).
@@ -417,8 +456,8 @@ pub(crate) fn load(file: &str, source: &str) -> Result<PiiRules, RuleError> {
         patterns.push(r.regex.clone());
         rules.push(PiiRule {
             detector_id: format!("pii.{}", r.id),
+            messages: messages(&r.entity, &r.description),
             entity: r.entity,
-            description: r.description,
             regex,
             value_group,
             validator,
