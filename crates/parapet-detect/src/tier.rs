@@ -129,7 +129,7 @@ pub struct TierConfig {
     /// Highest score the tier may give a text on its own, i.e. when no independent score (rule
     /// packs, earlier extra tiers) reaches [`CORROBORATION`]. `1.0` lets the tier block
     /// alone; the CLI and gateway default to [`SOLO_CAP`] (just under the default block
-    /// threshold 0.85), so a semantic-only hit flags and a block needs both tiers — the
+    /// threshold 0.85), so a semantic-only hit flags and a block needs independent evidence — the
     /// shipped model has false positives on everyday requests that its calibration set did
     /// not show (see models/pi-semantic/MODEL_CARD.md). The `tiers` map keeps the raw score.
     pub solo_cap: f32,
