@@ -235,19 +235,12 @@ fn score_rows(
                 .iter()
                 .map(|&k| tier("semantic", k).unwrap_or(0.0))
                 .fold(0f32, f32::max);
-            // what the semantic tier adds in deployment: its score as the engine capped it
-            // when nothing independent corroborated it (`ScanReport::capped`)
-            let sem_deployed = kinds
-                .iter()
-                .map(|&k| match report.capped.get(&k) {
-                    Some(&c) => c,
-                    None => tier("semantic", k).unwrap_or(0.0),
-                })
-                .fold(0f32, f32::max);
+            // where the mode runs the tier, the engine's final score: the semantic score as
+            // deployed (capped when nothing independent corroborated it), or the fast score
             let gate = fast_of(Kind::PromptInjection).max(fast_of(Kind::Jailbreak));
             let combined = match combine {
                 Some(m) if report.tiers.contains_key("semantic") && m.wants(gate) => {
-                    fast.max(sem_deployed)
+                    kinds.iter().map(|&k| report.score(k)).fold(0f32, f32::max)
                 }
                 _ => fast,
             };
@@ -317,6 +310,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
                 report_floor: t.fpr_5,
                 fail_closed: false,
                 solo_cap: args.semantic.solo_cap(),
+                classifier_corroborates: false,
             },
         ),
         None => e,

@@ -37,9 +37,8 @@ pub struct JudgeArgs {
     /// When the judge runs.
     #[arg(long, value_enum, value_name = "MODE", default_value = "uncertain")]
     pub judge_mode: Mode,
-    /// Let a judge verdict block on its own. By default a text that neither a rule pack nor an
-    /// earlier tier (semantic) scored 0.5 or more gets at most 0.84 from the judge (flag, not
-    /// block); the linear classifier does not count.
+    /// Let a judge verdict block on its own. By default a text no other tier (fast or
+    /// semantic) scored 0.5 or more gets at most 0.84 from the judge (flag, not block).
     #[arg(long, requires = "judge_url")]
     pub judge_can_block: bool,
 }

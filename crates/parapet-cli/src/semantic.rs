@@ -239,6 +239,8 @@ pub fn attach(
             report_floor: t.fpr_5,
             fail_closed,
             solo_cap: args.solo_cap(),
+            // same training data as the classifier: it does not corroborate this tier
+            classifier_corroborates: false,
         },
     )
 }

@@ -296,11 +296,13 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
     let mut caps: Vec<f32> = Vec::with_capacity(done.len());
     for (i, (r, tv)) in done.iter().enumerate() {
         let so_far = r.score(Kind::PromptInjection).max(r.score(Kind::Jailbreak));
-        caps.push(if independent_score(r) >= tier::CORROBORATION {
-            1.0
-        } else {
-            cfg.solo_cap
-        });
+        caps.push(
+            if independent_score(r, cfg.classifier_corroborates) >= tier::CORROBORATION {
+                1.0
+            } else {
+                cfg.solo_cap
+            },
+        );
         if !cfg.mode.wants(so_far) {
             continue;
         }
@@ -402,17 +404,21 @@ fn apply_tier(t: &dyn ScoreTier, cfg: &TierConfig, done: &mut [(ScanReport, Text
     }
 }
 
-/// The injection/jailbreak evidence on a text that is independent of the statistical models
-/// trained on Parapet's development set: the highest rule-pack finding (any prompt-injection or
-/// jailbreak finding except the linear classifier's) and the highest raw score of an earlier
+/// The injection/jailbreak evidence on a text that may corroborate a tier: the highest
+/// rule-pack finding (any prompt-injection or jailbreak finding except a tier failure's and,
+/// unless `with_classifier`, the linear classifier's) and the highest raw score of an earlier
 /// extra tier. See [`tier::CORROBORATION`].
-fn independent_score(r: &ScanReport) -> f32 {
+fn independent_score(r: &ScanReport, with_classifier: bool) -> f32 {
     let pi_or_jb = |k: &Kind| matches!(k, Kind::PromptInjection | Kind::Jailbreak);
     let rules = r
         .findings
         .iter()
         .filter(|f| pi_or_jb(&f.kind))
-        .filter(|f| !crate::injection::CLASSIFIER_DETECTORS.contains(&f.detector.as_str()))
+        .filter(|f| !f.detector.ends_with(".tier_error"))
+        .filter(|f| {
+            with_classifier
+                || !crate::injection::CLASSIFIER_DETECTORS.contains(&f.detector.as_str())
+        })
         .map(|f| finite(f.score))
         .fold(0.0, f32::max);
     let tiers = r

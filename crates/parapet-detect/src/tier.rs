@@ -127,21 +127,27 @@ pub struct TierConfig {
     /// [`crate::ScanReport::tier_errors`].
     pub fail_closed: bool,
     /// Highest score the tier may give a text on its own, i.e. when no independent score (rule
-    /// packs, earlier extra tiers) reaches [`CORROBORATION`]. `1.0` lets the tier block
+    /// packs, earlier extra tiers, the classifier where it counts) reaches [`CORROBORATION`]. `1.0` lets the tier block
     /// alone; the CLI and gateway default to [`SOLO_CAP`] (just under the default block
     /// threshold 0.85), so a semantic-only hit flags and a block needs independent evidence — the
     /// shipped model has false positives on everyday requests that its calibration set did
     /// not show (see models/pi-semantic/MODEL_CARD.md). The `tiers` map keeps the raw score.
     pub solo_cap: f32,
+    /// Whether the fast tier's linear classifier counts as corroboration for this tier. `false`
+    /// for a tier trained on the same data as the classifier (the semantic tier: both learned
+    /// from Parapet's development set and err on the same texts); `true` for an independent
+    /// one (an LLM judge). Rule-pack findings and earlier tiers always count.
+    pub classifier_corroborates: bool,
 }
 
 /// Independent score from which an extra tier's score counts in full (the default flag
 /// threshold). Independent evidence is a prompt-injection or jailbreak finding of the rule
-/// packs (injection rules, hidden or decoded instructions) or an earlier extra tier's score —
-/// **not** the fast tier's statistical classifier: it is trained on the same development set
-/// as the semantic model and errs on the same texts. Measured on 40 everyday business texts
+/// packs (injection rules, hidden or decoded instructions) or an earlier extra tier's score,
+/// and, for tiers with [`TierConfig::classifier_corroborates`] (an LLM judge), the fast tier's
+/// statistical classifier — **not** for the semantic tier: the classifier is trained on the
+/// same development set as the semantic model and errs on the same texts. Measured on 40 everyday business texts
 /// (emails, invoices, tickets, tool output; BENCHMARKS.md "Corroboration"), the classifier
-/// scored three benign emails 0.64–0.81 while the semantic tier gave them 0.94–0.97, so
+/// scored three benign emails 0.64–0.81 while the first semantic model gave them 0.94–0.97, so
 /// classifier corroboration blocked 3 of 40; with rule corroboration none is blocked.
 pub const CORROBORATION: f32 = 0.5;
 
@@ -156,6 +162,7 @@ impl TierConfig {
             report_floor: 0.5,
             fail_closed: false,
             solo_cap: 1.0,
+            classifier_corroborates: true,
         }
     }
 }

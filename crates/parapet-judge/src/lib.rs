@@ -171,6 +171,8 @@ impl JudgeConfig {
             } else {
                 parapet_detect::SOLO_CAP
             },
+            // an LLM judge does not share the classifier's training data
+            classifier_corroborates: true,
         })
     }
 
