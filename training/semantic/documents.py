@@ -24,6 +24,7 @@ import json
 import os
 import pydoc
 import random
+import re
 import stat
 import sysconfig
 import time
@@ -81,6 +82,10 @@ def emails(stdlib):
     return out
 
 
+# object addresses in default values (`<function f at 0x7f…>`) change with every process
+ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+
 def docs():
     out = []
     for m in MODULES:
@@ -88,7 +93,7 @@ def docs():
             text = pydoc.render_doc(m, renderer=pydoc.plaintext)
         except Exception:
             continue
-        out.extend(_chunks(text, 700, 6))
+        out.extend(_chunks(ADDRESS.sub(" at 0x0", text), 700, 6))
     return out
 
 

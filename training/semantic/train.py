@@ -14,6 +14,7 @@ score 0.5 sits at 5 % and 0.85 at 1 % false-positive rate on the calibration set
 """
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -289,7 +290,9 @@ def main():
     temperature = fit_temperature(cal_logits, calib)
     cal_raw, _ = attack_prob(cal_logits, temperature)
     points = calibration_points([r for r, s in zip(cal_raw, calib) if s["attack"] == 0])
+    doc_hash = hashlib.sha256("\x00".join(s["text"] for s in documents).encode("utf-8")).hexdigest()
     results = {"layers": a.layers, "slabs_max": a.slabs_max, "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "train_texts": len(train),
+               "documents": {"count": len(documents), "sha256": doc_hash},
                "train_items": len(items), "train_seconds": round(time.time() - t0), "temperature": temperature,
                "calibration": points, "tests": {}}
     for name, rows in tests.items():
