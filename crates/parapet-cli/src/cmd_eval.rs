@@ -249,7 +249,10 @@ fn score_rows(
             let rules = a
                 .findings
                 .iter()
-                .filter(|f| !f.detector.ends_with(".classifier") && kinds.contains(&f.kind))
+                .filter(|f| {
+                    !parapet_detect::injection::CLASSIFIER_DETECTORS.contains(&f.detector.as_str())
+                        && kinds.contains(&f.kind)
+                })
                 .map(|f| f.score)
                 .fold(0f32, f32::max);
             let clf = a.classifier[0].max(a.classifier[1]);

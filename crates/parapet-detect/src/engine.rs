@@ -414,7 +414,7 @@ fn independent_score(r: &ScanReport, with_classifier: bool) -> f32 {
         .findings
         .iter()
         .filter(|f| pi_or_jb(&f.kind))
-        .filter(|f| !f.detector.ends_with(".tier_error"))
+        .filter(|f| !f.detector.ends_with(tier::TIER_ERROR_SUFFIX))
         .filter(|f| {
             with_classifier
                 || !crate::injection::CLASSIFIER_DETECTORS.contains(&f.detector.as_str())

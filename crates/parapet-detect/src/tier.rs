@@ -33,8 +33,11 @@ pub fn tier_detector(tier: &str) -> String {
 /// Detector id of the finding a failed tier leaves when the engine fails closed:
 /// `pi.<tier id>.tier_error`.
 pub fn tier_error_detector(tier: &str) -> String {
-    format!("pi.{tier}.tier_error")
+    format!("pi.{tier}{TIER_ERROR_SUFFIX}")
 }
+
+/// Ending of every [`tier_error_detector`] id.
+pub(crate) const TIER_ERROR_SUFFIX: &str = ".tier_error";
 
 /// Key of the fast tier in [`crate::ScanReport::tiers`].
 pub const FAST_TIER: &str = "fast";
