@@ -5,6 +5,11 @@ candle's `BertModel` (crates/parapet-semantic).
 Architecture: Devlin et al. 2019, "BERT" (arXiv:1810.04805); exact-erf GELU as in HF `hidden_act=gelu`.
 Sequence classification = mean pooling over the attention mask (as sentence-transformers pools
 all-MiniLM-L6-v2) followed by one linear layer `classifier`.
+
+Structurally pruned models (prune.py) keep the unpruned head size `hidden_size / num_attention_heads`;
+layer `l` has `num_attention_heads - len(pruned_heads[str(l)])` heads (Hugging Face's `pruned_heads`
+config key) and `intermediate_size` feed-forward neurons. `head_mask` / `ffn_mask` (set by prune.py)
+multiply each head's output / each feed-forward neuron, for importance scoring.
 """
 
 import torch
@@ -27,26 +32,39 @@ class Embeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
+def head_size(c):
+    return c["hidden_size"] // c["num_attention_heads"]
+
+
+def layer_heads(c, layer):
+    return c["num_attention_heads"] - len(c.get("pruned_heads", {}).get(str(layer), []))
+
+
 class SelfAttention(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, heads):
         super().__init__()
         h = c["hidden_size"]
-        self.heads = c["num_attention_heads"]
-        self.query = nn.Linear(h, h)
-        self.key = nn.Linear(h, h)
-        self.value = nn.Linear(h, h)
+        self.heads = heads
+        self.d = head_size(c)
+        a = heads * self.d
+        self.query = nn.Linear(h, a)
+        self.key = nn.Linear(h, a)
+        self.value = nn.Linear(h, a)
         self.dropout_p = c.get("attention_probs_dropout_prob", 0.1)
+        self.head_mask = None
 
     def forward(self, x, bias):
         b, t, h = x.shape
-        d = h // self.heads
+        d = self.d
 
         def split(y):
             return y.view(b, t, self.heads, d).transpose(1, 2)
 
         q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.dropout_p if self.training else 0.0)
-        return out.transpose(1, 2).reshape(b, t, h)
+        if self.head_mask is not None:
+            out = out * self.head_mask.view(1, -1, 1, 1)
+        return out.transpose(1, 2).reshape(b, t, self.heads * d)
 
 
 class DenseNorm(nn.Module):
@@ -63,10 +81,10 @@ class DenseNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, heads):
         super().__init__()
-        setattr(self, "self", SelfAttention(c))
-        self.output = DenseNorm(c, c["hidden_size"])
+        setattr(self, "self", SelfAttention(c, heads))
+        self.output = DenseNorm(c, heads * head_size(c))
 
     def forward(self, x, bias):
         return self.output(getattr(self, "self")(x, bias), x)
@@ -76,15 +94,17 @@ class Intermediate(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.dense = nn.Linear(c["hidden_size"], c["intermediate_size"])
+        self.ffn_mask = None
 
     def forward(self, x):
-        return F.gelu(self.dense(x))
+        y = F.gelu(self.dense(x))
+        return y if self.ffn_mask is None else y * self.ffn_mask
 
 
 class Layer(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, heads):
         super().__init__()
-        self.attention = Attention(c)
+        self.attention = Attention(c, heads)
         self.intermediate = Intermediate(c)
         self.output = DenseNorm(c, c["intermediate_size"])
 
@@ -96,7 +116,7 @@ class Layer(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.layer = nn.ModuleList([Layer(c) for _ in range(c["num_hidden_layers"])])
+        self.layer = nn.ModuleList([Layer(c, layer_heads(c, l)) for l in range(c["num_hidden_layers"])])
 
     def forward(self, x, bias):
         for layer in self.layer:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command for the semantic tier's training pipeline (CPU, about 45 min on 2 cores):
 #   training/semantic/run.sh [ship|loso GROUP|baseline]
-# ship      fine-tune and export models/pi-semantic (+ results/ship.json)
+# ship      fine-tune the 3-layer model (target/pi-semantic-full, results/ship-full.json), then prune it
+#           to PRUNE_HEADS heads / PRUNE_FFN neurons per layer, fine-tune again with distillation and
+#           export models/pi-semantic (+ results/ship.json); see prune.py
 # loso G    leave-one-source-out run without group G (results/loso-G.json), no export
 # baseline  frozen all-MiniLM-L6-v2 embeddings + MLP on the same splits (results/baseline*.json)
 # Inputs: ../shared/data/pi-dev.jsonl (PARAPET_PIDEV overrides) and two PyPI wheels
@@ -30,7 +32,10 @@ export OMP_WAIT_POLICY=PASSIVE PYTHONHASHSEED=0
 cd "$here"
 common=(--minilm "$minilm" --pidev "$pidev" --corpora "$corpora" --results "$here/results")
 case "$mode" in
-  ship) "$venv/bin/python" train.py "${common[@]}" --out "$root/models/pi-semantic" --epochs 1.0 ;;
+  ship)
+    "$venv/bin/python" train.py "${common[@]}" --out "$root/target/pi-semantic-full" --epochs 1.0 --tag ship-full
+    "$venv/bin/python" train.py "${common[@]}" --init "$root/target/pi-semantic-full" --out "$root/models/pi-semantic" \
+      --epochs 1.0 --keep-heads "${PRUNE_HEADS:-6}" --keep-ffn "${PRUNE_FFN:-384}" --distill 0.5 ;;
   loso) "$venv/bin/python" train.py "${common[@]}" --holdout-group "$2" --epochs 1.0 ;;
   baseline) "$venv/bin/python" baseline.py "${common[@]}" ;;
   *) echo "usage: $0 [ship|loso GROUP|baseline]" >&2; exit 2 ;;

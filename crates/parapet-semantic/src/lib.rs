@@ -35,6 +35,7 @@
 //!
 //! [candle]: https://github.com/huggingface/candle
 
+mod encoder;
 mod error;
 pub mod fixture;
 mod meta;

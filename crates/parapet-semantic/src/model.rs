@@ -1,11 +1,9 @@
 //! [`SemanticModel`]: loading a model directory and scoring texts.
 
+use crate::encoder::{supported_act, BertConfig as Config, Encoder};
 use crate::error::SemanticError;
 use crate::meta::ModelMeta;
 use crate::window::{plan_windows, Window};
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
-use candle_transformers::models::bert::{BertModel, Config};
 use parapet_detect::TierScores;
 use std::path::{Path, PathBuf};
 use tokenizers::Tokenizer;
@@ -38,8 +36,7 @@ struct LabelIdx {
 /// A fine-tuned BERT sequence classifier (see the crate docs for the directory contract).
 /// `Send + Sync`: share one instance (e.g. in an `Arc`) across threads.
 pub struct SemanticModel {
-    bert: BertModel,
-    head: Linear,
+    encoder: Encoder,
     tokenizer: Tokenizer,
     meta: ModelMeta,
     labels: LabelIdx,
@@ -102,6 +99,12 @@ fn check_config(c: &Config, path: &Path) -> Result<(), SemanticError> {
                 "{} does not divide hidden_size {}",
                 c.num_attention_heads, c.hidden_size
             ),
+        ));
+    }
+    if !supported_act(&c.hidden_act) {
+        return Err(bad(
+            "hidden_act",
+            format!("`{}` is not supported (gelu, gelu_new)", c.hidden_act),
         ));
     }
     if !(c.layer_norm_eps.is_finite() && c.layer_norm_eps > 0.0) {
@@ -183,18 +186,15 @@ impl SemanticModel {
         }
 
         let w_path = dir.join("model.safetensors");
-        let w_err = |e: candle_core::Error| SemanticError::Weights {
-            path: w_path.clone(),
-            message: e.to_string(),
-        };
-        let vb = VarBuilder::from_buffered_safetensors(read(&w_path)?, DType::F32, &Device::Cpu)
-            .map_err(w_err)?;
-        let bert = BertModel::load(vb.clone(), &config).map_err(w_err)?;
-        let head = candle_nn::linear(config.hidden_size, meta.labels.len(), vb.pp("classifier"))
-            .map_err(w_err)?;
+        let encoder =
+            Encoder::load(&read(&w_path)?, &config, meta.labels.len()).map_err(|message| {
+                SemanticError::Weights {
+                    path: w_path.clone(),
+                    message,
+                }
+            })?;
         Ok(SemanticModel {
-            bert,
-            head,
+            encoder,
             tokenizer,
             meta,
             labels,
@@ -222,6 +222,12 @@ impl SemanticModel {
     /// The model's `parapet.json` (version, labels, thresholds…).
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
+    }
+
+    /// `(attention heads, feed-forward width)` of each encoder layer, read from the weights
+    /// (smaller than `config.json`'s sizes in a structurally pruned model).
+    pub fn layer_shapes(&self) -> Vec<(usize, usize)> {
+        self.encoder.layer_shapes()
     }
 
     /// The directory the model was loaded from.
@@ -356,18 +362,7 @@ impl SemanticModel {
             mask.extend(std::iter::repeat_n(1u32, w.len()));
             mask.extend(std::iter::repeat_n(0u32, len - w.len()));
         }
-        let dev = Device::Cpu;
-        let input_ids = Tensor::from_vec(ids, (n, len), &dev)?;
-        let type_ids = input_ids.zeros_like()?;
-        let mask = Tensor::from_vec(mask, (n, len), &dev)?;
-        let hidden = self.bert.forward(&input_ids, &type_ids, Some(&mask))?;
-        // mean pooling over real tokens (sentence-transformers' `mean` pooling)
-        let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&m)?.sum(1)?;
-        // every window holds [CLS] and [SEP], so the count is at least 2
-        let count = m.sum(1)?;
-        let pooled = summed.broadcast_div(&count)?;
-        let logits = self.head.forward(&pooled)?.to_vec2::<f32>()?;
+        let logits = self.encoder.logits(ids, &mask, n, len)?.to_vec2::<f32>()?;
         let t = self.meta.temperature;
         Ok(logits.into_iter().map(|l| softmax(&l, t)).collect())
     }
