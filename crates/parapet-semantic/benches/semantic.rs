@@ -2,7 +2,12 @@
 //! prompt, and a batch of 8 full windows. Uses the shipped model (`models/pi-semantic`) when it
 //! exists, else a randomly initialised MiniLM-shaped model (h384, 12 heads, intermediate 1536,
 //! 3 layers). `PARAPET_SEMANTIC_MODEL=DIR` benches another model directory instead.
+//! `*_cpu` variants measure thread CPU time (the engine bench's helper), which stays meaningful on
+//! a loaded machine: with one intra-op thread all of the work runs on the calling thread.
 //! Run: `cargo bench -p parapet-semantic --bench semantic`.
+
+#[path = "../../parapet-detect/benches/common/mod.rs"]
+mod common;
 
 use criterion::{criterion_group, Criterion};
 use parapet_semantic::{fixture::TinyModel, SemanticModel};
@@ -61,6 +66,11 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("semantic_{which}"));
     g.bench_function(format!("{}_tokens_1_thread", content + 2), |b| {
         b.iter(|| model.score(black_box(&full)))
+    });
+    g.bench_function(format!("{}_tokens_1_thread_cpu", content + 2), |b| {
+        b.iter_custom(|iters| {
+            common::cpu_time(iters, || drop(black_box(model.score(black_box(&full)))))
+        })
     });
     g.bench_function("18_tokens_1_thread", |b| {
         b.iter(|| model.score(black_box(&short)))

@@ -18,7 +18,7 @@
 //!   attention mask. Results equal the literal computation up to float rounding (~1e-6).
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::LayerNorm;
 use std::collections::HashMap;
 
 /// The `config.json` keys Parapet reads (Hugging Face `BertConfig`; other keys are ignored).
@@ -75,6 +75,32 @@ pub(crate) fn supported_act(name: &str) -> bool {
     Act::parse(name).is_some()
 }
 
+/// A dense layer `y = x·Wᵀ + b` with `Wᵀ` stored transposed and contiguous (`[in, out]`), so the
+/// matrix product reads the weights row-major instead of packing a transposed view per call.
+struct Dense {
+    wt: Tensor,
+    b: Tensor,
+}
+
+impl Dense {
+    /// From PyTorch's `[out, in]` weight and `[out]` bias.
+    fn new(w: Tensor, b: Tensor) -> Result<Dense, String> {
+        let wt = w
+            .t()
+            .and_then(|t| t.contiguous())
+            .map_err(|e| e.to_string())?;
+        Ok(Dense { wt, b })
+    }
+
+    fn inputs(&self) -> usize {
+        self.wt.dims()[0]
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.broadcast_matmul(&self.wt)?.broadcast_add(&self.b)
+    }
+}
+
 /// The weights in a safetensors file, by name, with a shape-checked accessor. Errors are plain
 /// messages naming the tensor; the caller adds the file path.
 struct Weights(HashMap<String, Tensor>);
@@ -107,22 +133,22 @@ impl Weights {
         Ok(LayerNorm::new(w, b, eps))
     }
 
-    fn linear(&mut self, prefix: &str, out: usize, inp: usize) -> Result<Linear, String> {
+    fn linear(&mut self, prefix: &str, out: usize, inp: usize) -> Result<Dense, String> {
         let w = self.shaped(&format!("{prefix}.weight"), &[out, inp])?;
         let b = self.shaped(&format!("{prefix}.bias"), &[out])?;
-        Ok(Linear::new(w, Some(b)))
+        Dense::new(w, b)
     }
 }
 
 /// One transformer layer (post-norm, as BERT).
 struct Layer {
     /// `[3 × heads × head_size, hidden]`: query (pre-scaled), key, value.
-    qkv: Linear,
+    qkv: Dense,
     heads: usize,
-    attn_out: Linear,
+    attn_out: Dense,
     attn_norm: LayerNorm,
-    ffn_in: Linear,
-    ffn_out: Linear,
+    ffn_in: Dense,
+    ffn_out: Dense,
     ffn_norm: LayerNorm,
 }
 
@@ -136,7 +162,7 @@ pub(crate) struct Encoder {
     head_size: usize,
     hidden: usize,
     act: Act,
-    head: Linear,
+    head: Dense,
 }
 
 impl Encoder {
@@ -203,7 +229,7 @@ impl Encoder {
             }
             let ffn_b = w.shaped(&format!("{p}.intermediate.dense.bias"), &[f])?;
             layers.push(Layer {
-                qkv: Linear::new(qkv_w, Some(qkv_b)),
+                qkv: Dense::new(qkv_w, qkv_b)?,
                 heads: a / d,
                 attn_out: w.linear(&format!("{p}.attention.output.dense"), h, a)?,
                 attn_norm: w.layer_norm(
@@ -211,7 +237,7 @@ impl Encoder {
                     h,
                     c.layer_norm_eps,
                 )?,
-                ffn_in: Linear::new(ffn_w, Some(ffn_b)),
+                ffn_in: Dense::new(ffn_w, ffn_b)?,
                 ffn_out: w.linear(&format!("{p}.output.dense"), h, f)?,
                 ffn_norm: w.layer_norm(&format!("{p}.output.LayerNorm"), h, c.layer_norm_eps)?,
             });
@@ -233,7 +259,7 @@ impl Encoder {
     pub(crate) fn layer_shapes(&self) -> Vec<(usize, usize)> {
         self.layers
             .iter()
-            .map(|l| (l.heads, l.ffn_out.weight().dims()[1]))
+            .map(|l| (l.heads, l.ffn_out.inputs()))
             .collect()
     }
 
