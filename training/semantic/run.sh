@@ -35,7 +35,7 @@ case "$mode" in
   ship)
     "$venv/bin/python" train.py "${common[@]}" --out "$root/target/pi-semantic-full" --epochs 1.0 --tag ship-full
     "$venv/bin/python" train.py "${common[@]}" --init "$root/target/pi-semantic-full" --out "$root/models/pi-semantic" \
-      --epochs 1.0 --keep-heads "${PRUNE_HEADS:-6}" --keep-ffn "${PRUNE_FFN:-384}" --distill 0.5 ;;
+      --epochs 1.0 --keep-heads "${PRUNE_HEADS:-8}" --keep-ffn "${PRUNE_FFN:-512}" --distill 0.5 ;;
   loso) "$venv/bin/python" train.py "${common[@]}" --holdout-group "$2" --epochs 1.0 ;;
   baseline) "$venv/bin/python" baseline.py "${common[@]}" ;;
   *) echo "usage: $0 [ship|loso GROUP|baseline]" >&2; exit 2 ;;

@@ -359,7 +359,7 @@ def main():
     with open(os.path.join(a.results, f"{tag}.json"), "w") as f:
         json.dump(results, f, indent=1)
 
-    if a.out and not a.holdout_group:
+    if a.out:  # also for LOSO runs, so a pruning run can start from a LOSO model
         export(model, cfg, a, temperature, points, results)
 
 
