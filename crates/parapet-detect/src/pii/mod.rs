@@ -337,11 +337,7 @@ fn digit_windows(text: &str, margin: usize) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut out: Vec<(usize, usize)> = Vec::new();
     let mut i = 0;
-    while let Some(off) = bytes
-        .get(i..)
-        .and_then(|b| b.iter().position(u8::is_ascii_digit))
-    {
-        let start = i + off;
+    while let Some(start) = crate::bytescan::next_digit(bytes, i) {
         let mut end = start;
         while bytes.get(end).is_some_and(u8::is_ascii_digit) {
             end += 1;
