@@ -20,6 +20,7 @@
 //! assert!(benign.score(Kind::PromptInjection) < 0.5);
 //! ```
 
+mod bytescan;
 pub mod classifier;
 pub mod decode;
 pub mod detector;

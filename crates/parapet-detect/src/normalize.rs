@@ -142,10 +142,7 @@ fn fullwidth_ascii(c: char) -> Option<char> {
 
 /// Normalizes `text` (see the module doc). `text` is the original; spans refer to it.
 pub fn normalize(text: &str) -> Normalized {
-    let needs_work = !text.is_ascii()
-        || text
-            .bytes()
-            .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7F);
+    let needs_work = !text.is_ascii() || crate::bytescan::has_control(text.as_bytes());
     if !needs_work {
         return Normalized {
             normalized: None,

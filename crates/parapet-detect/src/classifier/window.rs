@@ -3,24 +3,48 @@
 //! each window replays the hashes of its words in the order [`super::for_each_feature`]
 //! would produce them for the window's own text, so scores are bit-identical.
 
-use super::{word_features, Features};
+use super::{bigram, word_features, word_hashes, Features, WORD_FEATURES_MAX};
+
+/// One word of a [`WordCache`].
+#[derive(Debug, Clone, Copy)]
+struct Word {
+    /// Byte range in the text.
+    start: usize,
+    end: usize,
+    /// Index in [`WordCache::hashes`] of its word hash.
+    at: usize,
+    /// Whether its word hash is followed by a bigram with the previous word of the text.
+    bigram: bool,
+}
 
 /// The features of every word of one ASCII text, computed once.
 pub(crate) struct WordCache<'a> {
     text: &'a str,
-    /// Per word: byte range in `text` and the index in `hashes` of its word hash, which is
-    /// followed by its 3- and 4-gram hashes up to the next word's index.
-    words: Vec<(usize, usize, usize)>,
-    /// Word hash then n-gram hashes, word after word (no bigrams: those depend on the
-    /// previous word of the window).
+    words: Vec<Word>,
+    /// The features of the whole text, in [`super::for_each_feature`] order: per word, its
+    /// hash, the bigram with the previous word (when the text has one), its 3- and 4-grams.
+    /// Inside a window, a run of whole words that does not start it has exactly these
+    /// features, so the run is replayed as one slice.
     hashes: Vec<u64>,
 }
 
 /// Bytes that belong to words on the ASCII path of `for_each_feature`.
 #[inline]
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'\''
+    WORD_BYTES[usize::from(b)]
 }
+
+/// ASCII letters, digits and `'`: the word bytes of `for_each_feature`'s ASCII path.
+static WORD_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'\'';
+        i += 1;
+    }
+    t
+};
 
 impl<'a> WordCache<'a> {
     /// Splits and hashes `text`; `None` unless it is ASCII. (Windows of other texts could
@@ -32,7 +56,10 @@ impl<'a> WordCache<'a> {
         }
         let bytes = text.as_bytes();
         let mut words = Vec::with_capacity(text.len() / 4 + 1);
-        let mut hashes = Vec::with_capacity(text.len() * 3 + 8);
+        // a word of `w` bytes and its separator yield at most `2w + 1` features
+        let mut hashes = Vec::with_capacity(2 * (text.len() + 1));
+        let mut out = [0u64; WORD_FEATURES_MAX];
+        let mut prev = 0u64;
         let mut i = 0;
         while i < bytes.len() {
             if !is_word_byte(bytes[i]) {
@@ -43,10 +70,14 @@ impl<'a> WordCache<'a> {
             while i < bytes.len() && is_word_byte(bytes[i]) {
                 i += 1;
             }
-            words.push((start, i, hashes.len()));
-            // `prev == 0`: no bigram is emitted, so the first hash is the word's own
-            let (mut prev, mut n) = (0u64, 0usize);
-            word_features(&bytes[start..i], &mut prev, &mut n, &mut |h| hashes.push(h));
+            words.push(Word {
+                start,
+                end: i,
+                at: hashes.len(),
+                bigram: prev != 0,
+            });
+            let k = word_hashes(&bytes[start..i], &mut prev, &mut out);
+            hashes.extend_from_slice(out.get(..k).unwrap_or_default());
         }
         Some(WordCache {
             text,
@@ -74,41 +105,64 @@ impl Features for Window<'_, '_> {
     }
 
     /// The same hashes, in the same order, as `for_each_feature` of the window's text: its
-    /// words are the text's words clipped to it; whole ones come from the cache, the (at most
-    /// two) cut ones are hashed here.
+    /// words are the text's words clipped to it; the (at most two) cut ones are hashed here,
+    /// the first whole word after a cut word or the window start gets its bigram here (its
+    /// previous word differs from the text's), and the whole words after it are one slice of
+    /// the cache.
     fn each(&self, mut f: impl FnMut(u64)) {
         let c = self.cache;
-        let bytes = c.text.as_bytes();
-        let first = c.words.partition_point(|&(_, end, _)| end <= self.s);
+        let (s, e) = (self.s, self.e);
+        let mut k = c.words.partition_point(|w| w.end <= s);
         let mut prev_word: u64 = 0;
         let mut n = 0usize;
-        for (k, &(ws, we, at)) in c.words.iter().enumerate().skip(first) {
-            if ws >= self.e {
+        while let Some(&w) = c.words.get(k) {
+            if w.start >= e {
                 break;
             }
-            let (a, b) = (ws.max(self.s), we.min(self.e));
+            let (a, b) = (w.start.max(s), w.end.min(e));
             if a >= b {
                 // only in an empty window
+                k += 1;
                 continue;
             }
-            if (a, b) != (ws, we) {
-                if let Some(part) = bytes.get(a..b) {
+            if (a, b) != (w.start, w.end) {
+                if let Some(part) = c.text.as_bytes().get(a..b) {
                     word_features(part, &mut prev_word, &mut n, &mut f);
                 }
+                k += 1;
                 continue;
             }
-            let next = c.words.get(k + 1).map_or(c.hashes.len(), |w| w.2);
-            let Some(&[wh, ref grams @ ..]) = c.hashes.get(at..next) else {
+            // words k+1..j end inside the window too: whole, and preceded by a whole word
+            let j = c
+                .words
+                .get(k + 1..)
+                .map_or(0, |rest| rest.partition_point(|x| x.end <= e))
+                + k
+                + 1;
+            let end_at = c.words.get(j).map_or(c.hashes.len(), |x| x.at);
+            let Some(&[wh, ref rest @ ..]) = c.hashes.get(w.at..end_at) else {
+                k = j;
                 continue;
             };
             f(wh);
             if prev_word != 0 {
-                f(wh.rotate_left(17) ^ prev_word ^ 0x9e37_79b9_7f4a_7c15);
+                f(bigram(wh, prev_word));
             }
-            prev_word = wh;
-            for &g in grams {
-                f(g);
+            let rest = if w.bigram {
+                rest.get(1..).unwrap_or_default()
+            } else {
+                rest
+            };
+            for &h in rest {
+                f(h);
             }
+            prev_word = c
+                .words
+                .get(j - 1)
+                .and_then(|x| c.hashes.get(x.at))
+                .copied()
+                .unwrap_or(wh);
+            k = j;
         }
     }
 }

@@ -246,21 +246,36 @@ impl PiiDetector {
     }
 
     fn finish(&self, cands: Vec<Candidate>) -> Vec<Finding> {
-        // Deduplicate by (entity, span), keeping the highest score.
-        let mut best: HashMap<(&str, Span), Candidate> = HashMap::new();
-        for c in cands {
-            let Some(rule) = self.rules.rules.get(c.rule) else {
-                continue;
-            };
-            let key = (rule.entity.as_str(), c.span);
-            match best.get(&key) {
-                Some(old) if old.score >= c.score => {}
+        // Deduplicate by (entity, span), keeping the highest score (the first candidate with
+        // it). A stable sort groups equal keys in candidate order, which costs less than
+        // hashing each key and picks the same candidate.
+        let mut keyed: Vec<(&str, Candidate)> = cands
+            .into_iter()
+            .filter_map(|c| Some((self.rules.rules.get(c.rule)?.entity.as_str(), c)))
+            .collect();
+        keyed.sort_by(|(ea, a), (eb, b)| {
+            (*ea, a.span.start, a.span.end).cmp(&(*eb, b.span.start, b.span.end))
+        });
+        let mut kept: Vec<Candidate> = Vec::with_capacity(keyed.len());
+        let mut last: Option<(&str, Span)> = None;
+        for (entity, c) in keyed {
+            let key = (entity, c.span);
+            match kept.last_mut() {
+                Some(old) if last == Some(key) => {
+                    // as `!(old.score >= c.score)`: a NaN is replaced
+                    if !matches!(
+                        old.score.partial_cmp(&c.score),
+                        Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+                    ) {
+                        *old = c;
+                    }
+                }
                 _ => {
-                    best.insert(key, c);
+                    kept.push(c);
+                    last = Some(key);
                 }
             }
         }
-        let mut kept: Vec<Candidate> = best.into_values().collect();
         kept.sort_by(|a, b| {
             (a.span.start, a.span.end, a.rule).cmp(&(b.span.start, b.span.end, b.rule))
         });
@@ -322,11 +337,7 @@ fn digit_windows(text: &str, margin: usize) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut out: Vec<(usize, usize)> = Vec::new();
     let mut i = 0;
-    while let Some(off) = bytes
-        .get(i..)
-        .and_then(|b| b.iter().position(u8::is_ascii_digit))
-    {
-        let start = i + off;
+    while let Some(start) = crate::bytescan::next_digit(bytes, i) {
         let mut end = start;
         while bytes.get(end).is_some_and(u8::is_ascii_digit) {
             end += 1;
