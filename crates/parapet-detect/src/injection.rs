@@ -70,7 +70,9 @@ fn is_payload(v: &View) -> bool {
 fn where_(v: &View) -> String {
     match v.kind {
         ViewKind::Hidden => " (in text hidden with Unicode tag characters)".into(),
-        ViewKind::Decoded { encoding, .. } => format!(" (in {}-decoded text)", encoding.as_str()),
+        ViewKind::Decoded { encoding, .. } => {
+            [" (in ", encoding.as_str(), "-decoded text)"].concat()
+        }
         _ => String::new(),
     }
 }
@@ -112,6 +114,8 @@ impl InjectionDetector {
         let mut rule_max = [0f32; 2];
         for view in tv.content_views() {
             let payload = is_payload(view);
+            // the view's part of each message, built once per view with a match
+            let mut at: Option<String> = None;
             for m in self.rules.matches(&view.text) {
                 let r = &self.rules.rules()[m.rule];
                 let score = if payload {
@@ -121,15 +125,13 @@ impl InjectionDetector {
                 };
                 let k = usize::from(r.kind == Kind::Jailbreak);
                 rule_max[k] = rule_max[k].max(score);
+                let at = at.get_or_insert_with(|| where_(view));
+                let mut msg = String::with_capacity(r.description.len() + at.len());
+                msg.push_str(&r.description);
+                msg.push_str(at);
                 findings.push(
-                    Finding::new(
-                        r.id.clone(),
-                        r.kind,
-                        view.span(m.start, m.end),
-                        score,
-                        format!("{}{}", r.description, where_(view)),
-                    )
-                    .with_mapping(Some(r.owasp), Some(r.atlas.clone())),
+                    Finding::new(r.id.clone(), r.kind, view.span(m.start, m.end), score, msg)
+                        .with_mapping(Some(r.owasp), Some(r.atlas.clone())),
                 );
             }
         }

@@ -97,12 +97,18 @@ impl View {
         let map = if text.is_ascii() {
             OffsetMap::Ascii
         } else {
-            let mut byte_starts = Vec::with_capacity(text.len());
-            let mut orig = Vec::with_capacity(text.len());
-            for (i, (b, _)) in text.char_indices().enumerate() {
-                byte_starts.push(b as u32);
-                orig.push((i as u32, i as u32 + 1));
+            // a character starts at each byte that is not a UTF-8 continuation byte
+            // (`0b10xx_xxxx`): the offsets of `char_indices`, written without a branch
+            let mut byte_starts = vec![0u32; text.len()];
+            let mut n = 0;
+            for (i, &b) in text.as_bytes().iter().enumerate() {
+                if let Some(slot) = byte_starts.get_mut(n) {
+                    *slot = i as u32;
+                }
+                n += usize::from((b as i8) >= -0x40);
             }
+            byte_starts.truncate(n);
+            let orig = (0..n as u32).map(|i| (i, i + 1)).collect();
             OffsetMap::Table { byte_starts, orig }
         };
         View {
@@ -286,6 +292,25 @@ mod tests {
         // "wörld" starts at byte 8 (h, é=2 bytes, llo, space, w) and ends at byte 13
         let b = v.text.find("wörld").unwrap();
         assert_eq!(v.span(b, b + "wörld".len()), Span::new(6, 11));
+    }
+
+    #[test]
+    fn non_ascii_original_table_is_one_entry_per_char() {
+        for text in [
+            "héllo wörld",
+            "ｆｕｌｌ\u{E0049}\u{200B}аll 🦀x",
+            "\u{10FFFF}a\u{80}\u{7FF}\u{800}\u{FFFF}\u{10000}",
+            "é",
+        ] {
+            let v = View::original(text);
+            let OffsetMap::Table { byte_starts, orig } = &v.map else {
+                panic!("{text:?} has no table");
+            };
+            let want: Vec<u32> = text.char_indices().map(|(b, _)| b as u32).collect();
+            assert_eq!(byte_starts, &want, "{text:?}");
+            let spans: Vec<(u32, u32)> = (0..want.len() as u32).map(|i| (i, i + 1)).collect();
+            assert_eq!(orig, &spans, "{text:?}");
+        }
     }
 
     #[test]

@@ -127,7 +127,23 @@ const ROT_FIRST: [u32; 13] = first_masks(true);
 
 /// (common words, common words after ROT13) in `s`: both counts in one pass over the words
 /// (maximal runs of ASCII letters, compared case-insensitively).
+#[cfg(test)]
 fn common_hits(s: &str) -> (usize, usize) {
+    count_hits(s, false)
+}
+
+/// True when the ROT13 of `s` reads as English and `s` does not: at least 3 common words
+/// after ROT13 and more than twice as many as before (the counts of [`common_hits`]).
+fn rot13_reads_better(s: &str) -> bool {
+    let (plain, rotated) = count_hits(s, true);
+    rotated >= 3 && rotated > plain * 2
+}
+
+/// [`common_hits`]; with `bail`, counting stops once the rotated count can no longer exceed
+/// twice the plain count: each word still to come is a letter run followed by a non-letter,
+/// so at most `(rest + 1) / 2` of them fit in the `rest` bytes left, and the plain count
+/// only grows. The counts returned then still fail [`rot13_reads_better`]'s test.
+fn count_hits(s: &str, bail: bool) -> (usize, usize) {
     let (mut plain, mut rotated) = (0, 0);
     let b = s.as_bytes();
     let mut i = 0;
@@ -153,11 +169,13 @@ fn common_hits(s: &str) -> (usize, usize) {
         let p = w
             .iter()
             .fold(0u128, |h, &c| (h << 8) | c.to_ascii_lowercase() as u128);
-        if maybe_plain != 0 {
-            plain += usize::from(is_common(p));
-        }
+        let hit = maybe_plain != 0 && is_common(p);
+        plain += usize::from(hit);
         if maybe_rot != 0 {
             rotated += usize::from(ROT_PACKED.binary_search(&p).is_ok());
+        }
+        if hit && bail && rotated + (b.len() - i).div_ceil(2) <= plain * 2 {
+            break;
         }
     }
     (plain, rotated)
@@ -175,8 +193,7 @@ pub(super) fn rot13_view(view: &View) -> Option<View> {
     if view.text.len() < 12 || view.text.len() > 64 * 1024 {
         return None;
     }
-    let (orig, rot) = common_hits(&view.text);
-    if rot < 3 || rot <= orig * 2 {
+    if !rot13_reads_better(&view.text) {
         return None;
     }
     let mut b = ViewBuilder::new(
