@@ -134,19 +134,39 @@ fn windows_find_a_buried_attack() {
     assert!(doc[s..e].contains("Ignore all previous"));
 }
 
-/// The slice writer of the window cache and the callback of `for_each_feature` hash a word
-/// the same way, for every length around the 40-byte cut and with or without a bigram.
+/// `word_hashes` (and `word_features`, which calls it) against a direct transcription of the
+/// feature definition, for every length around the 40-byte cut and with or without a bigram.
 #[test]
-fn word_hashes_match_word_features() {
+fn word_hashes_match_the_definition() {
+    let fnv = |seed: u64, bytes: &[u8]| {
+        bytes
+            .iter()
+            .fold(seed, |h, &b| (h ^ b as u64).wrapping_mul(FNV_PRIME))
+    };
     for len in 1..=60usize {
         let word: Vec<u8> = (0..len).map(|i| b"aZ'9xQ"[i % 6]).collect();
+        let lower = word.to_ascii_lowercase();
         for prev in [0u64, 0x1234_5678_9abc_def0] {
-            let (mut p1, mut n, mut want) = (prev, 0, Vec::new());
-            word_features(&word, &mut p1, &mut n, &mut |h| want.push(h));
+            let wh = fnv(FNV_OFFSET ^ 1, &lower);
+            let mut want = vec![wh];
+            if prev != 0 {
+                want.push(bigram(wh, prev));
+            }
+            let padded: Vec<u8> = [&b" "[..], &lower[..len.min(40)], b" "].concat();
+            for k in [3usize, 4] {
+                want.extend(
+                    padded
+                        .windows(k)
+                        .map(|g| fnv(FNV_OFFSET ^ (k as u64) << 8, g)),
+                );
+            }
+            let (mut p1, mut n, mut got) = (prev, 0, Vec::new());
+            word_features(&word, &mut p1, &mut n, &mut |h| got.push(h));
             let (mut p2, mut out) = (prev, [0u64; WORD_FEATURES_MAX]);
             let k = word_hashes(&word, &mut p2, &mut out);
             assert_eq!(&out[..k], want.as_slice(), "{len} {prev}");
-            assert_eq!((p1, n), (p2, k));
+            assert_eq!(got, want, "{len} {prev}");
+            assert_eq!((p1, n, p2, k), (wh, want.len(), wh, want.len()));
         }
     }
 }
