@@ -13,12 +13,16 @@
 //!   arXiv:2204.00408); `training/semantic/prune.py` produces such models.
 //! - **Fewer passes per layer** than a literal transcription: query, key and value are one
 //!   matrix product (weights concatenated at load), the `1/√head_size` attention scale is folded
-//!   into the query weights, the softmax is candle's fused last-dimension kernel, the
-//!   position + token-type embedding sum is precomputed, and a batch without padding skips the
-//!   attention mask. Results equal the literal computation up to float rounding (~1e-6).
+//!   into the query weights, the position + token-type embedding sum is precomputed, and a
+//!   batch without padding skips the attention mask. Everything between the matrix products
+//!   is a fused in-place kernel ([`crate::ops`] over [`crate::kernels`]): bias + GELU, masked
+//!   softmax, and bias + residual + layer norm, one pass each instead of one candle operation
+//!   (and allocation) per step. Mean pooling is a matrix product with the mask weights.
+//!   Results equal the literal computation up to float rounding (~1e-6).
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::LayerNorm;
+use crate::kernels::{Activation, NormParams};
+use crate::ops::{BiasAct, MaskedSoftmax, ResidualNorm, Softmax};
+use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 
 /// The `config.json` keys Parapet reads (Hugging Face `BertConfig`; other keys are ignored).
@@ -52,34 +56,28 @@ fn default_eps() -> f64 {
     1e-12
 }
 
-/// The feed-forward activation: `gelu` is the exact erf form (Hendrycks & Gimpel 2016,
-/// arXiv:1606.08415, as PyTorch's `F.gelu`); `gelu_new` / `gelu_pytorch_tanh` the tanh form.
-#[derive(Debug, Clone, Copy)]
-enum Act {
-    GeluErf,
-    GeluTanh,
-}
-
-impl Act {
-    pub(crate) fn parse(name: &str) -> Option<Act> {
-        match name {
-            "gelu" => Some(Act::GeluErf),
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_approximate" => Some(Act::GeluTanh),
-            _ => None,
-        }
+/// The feed-forward activation named by `config.json`'s `hidden_act`: `gelu` is the exact erf
+/// form (Hendrycks & Gimpel 2016, arXiv:1606.08415, as PyTorch's `F.gelu`); `gelu_new` /
+/// `gelu_pytorch_tanh` the tanh form.
+fn parse_act(name: &str) -> Option<Activation> {
+    match name {
+        "gelu" => Some(Activation::GeluErf),
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_approximate" => Some(Activation::GeluTanh),
+        _ => None,
     }
 }
 
 /// Whether `config.json`'s `hidden_act` is one the encoder implements.
 pub(crate) fn supported_act(name: &str) -> bool {
-    Act::parse(name).is_some()
+    parse_act(name).is_some()
 }
 
 /// A dense layer `y = x·Wᵀ + b` with `Wᵀ` stored transposed and contiguous (`[in, out]`), so the
 /// matrix product reads the weights row-major instead of packing a transposed view per call.
 struct Dense {
     wt: Tensor,
-    b: Tensor,
+    /// `[out]`
+    b: Vec<f32>,
 }
 
 impl Dense {
@@ -89,6 +87,7 @@ impl Dense {
             .t()
             .and_then(|t| t.contiguous())
             .map_err(|e| e.to_string())?;
+        let b = b.to_vec1::<f32>().map_err(|e| e.to_string())?;
         Ok(Dense { wt, b })
     }
 
@@ -96,8 +95,40 @@ impl Dense {
         self.wt.dims()[0]
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.broadcast_matmul(&self.wt)?.broadcast_add(&self.b)
+    /// `x·Wᵀ` without the bias: a fresh contiguous tensor for the fused steps.
+    fn product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.broadcast_matmul(&self.wt)
+    }
+
+    /// `act(x·Wᵀ + b)`.
+    fn forward(&self, x: &Tensor, act: Activation) -> candle_core::Result<Tensor> {
+        let y = self.product(x)?;
+        y.inplace_op1(&BiasAct { bias: &self.b, act })?;
+        Ok(y)
+    }
+}
+
+/// Layer-norm parameters (`γ`, `β`, `ε`) of a BERT sub-layer.
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    /// `y ← LayerNorm(y + bias + residual)`, in place.
+    fn apply(
+        &self,
+        y: &Tensor,
+        bias: Option<&[f32]>,
+        residual: &Tensor,
+    ) -> candle_core::Result<()> {
+        let norm = NormParams {
+            gamma: &self.gamma,
+            beta: &self.beta,
+            eps: self.eps,
+        };
+        y.inplace_op2(residual, &ResidualNorm { bias, norm })
     }
 }
 
@@ -127,10 +158,18 @@ impl Weights {
         Ok(t)
     }
 
-    fn layer_norm(&mut self, prefix: &str, h: usize, eps: f64) -> Result<LayerNorm, String> {
-        let w = self.shaped(&format!("{prefix}.weight"), &[h])?;
-        let b = self.shaped(&format!("{prefix}.bias"), &[h])?;
-        Ok(LayerNorm::new(w, b, eps))
+    fn layer_norm(&mut self, prefix: &str, h: usize, eps: f64) -> Result<Norm, String> {
+        let vec = |t: Tensor, name: &str| {
+            t.to_vec1::<f32>()
+                .map_err(|e| format!("tensor `{prefix}.{name}`: {e}"))
+        };
+        let gamma = vec(self.shaped(&format!("{prefix}.weight"), &[h])?, "weight")?;
+        let beta = vec(self.shaped(&format!("{prefix}.bias"), &[h])?, "bias")?;
+        Ok(Norm {
+            gamma,
+            beta,
+            eps: eps as f32,
+        })
     }
 
     fn linear(&mut self, prefix: &str, out: usize, inp: usize) -> Result<Dense, String> {
@@ -146,10 +185,10 @@ struct Layer {
     qkv: Dense,
     heads: usize,
     attn_out: Dense,
-    attn_norm: LayerNorm,
+    attn_norm: Norm,
     ffn_in: Dense,
     ffn_out: Dense,
-    ffn_norm: LayerNorm,
+    ffn_norm: Norm,
 }
 
 /// A loaded BERT encoder plus the linear classification head on its mean-pooled output.
@@ -157,11 +196,11 @@ pub(crate) struct Encoder {
     word: Tensor,
     /// `position_embeddings + token_type_embeddings[0]`, `[max_positions, hidden]`.
     pos_type: Tensor,
-    norm: LayerNorm,
+    norm: Norm,
     layers: Vec<Layer>,
     head_size: usize,
     hidden: usize,
-    act: Act,
+    act: Activation,
     head: Dense,
 }
 
@@ -177,7 +216,7 @@ impl Encoder {
         let mut w = Weights(map);
         let h = c.hidden_size;
         let d = h / c.num_attention_heads.max(1);
-        let act = Act::parse(&c.hidden_act).ok_or_else(|| {
+        let act = parse_act(&c.hidden_act).ok_or_else(|| {
             format!(
                 "hidden_act `{}` is not supported (gelu, gelu_new)",
                 c.hidden_act
@@ -274,34 +313,45 @@ impl Encoder {
     ) -> candle_core::Result<Tensor> {
         let dev = Device::Cpu;
         let ids = Tensor::from_vec(ids, n * len, &dev)?;
-        let x = self
+        let mut x = self
             .word
             .index_select(&ids, 0)?
-            .reshape((n, len, self.hidden))?
-            .broadcast_add(&self.pos_type.narrow(0, 0, len)?)?;
-        let mut x = self.norm.forward(&x)?;
-        let maskf: Vec<f32> = mask.iter().map(|&m| m as f32).collect();
-        let padded = mask.contains(&0);
-        let maskf = Tensor::from_vec(maskf, (n, len), &dev)?;
+            .reshape((n, len, self.hidden))?;
+        // position + token-type embeddings (repeating over the batch), then the norm
+        self.norm
+            .apply(&x, None, &self.pos_type.narrow(0, 0, len)?)?;
         // additive bias as in training (`training/semantic/bert.py`): -1e4 on padding
-        let bias = if padded {
-            Some(maskf.affine(1e4, -1e4)?.reshape((n, 1, 1, len))?)
+        let bias = if mask.contains(&0) {
+            let b: Vec<f32> = mask
+                .iter()
+                .map(|&m| if m == 0 { -1e4 } else { 0.0 })
+                .collect();
+            Some(Tensor::from_vec(b, (n, len), &dev)?)
         } else {
             None
         };
         for layer in &self.layers {
             x = self.layer(layer, &x, bias.as_ref())?;
         }
-        // mean pooling over real tokens (sentence-transformers' `mean` pooling)
-        let m = maskf.unsqueeze(2)?;
-        let pooled = x.broadcast_mul(&m)?.sum(1)?.broadcast_div(&m.sum(1)?)?;
-        self.head.forward(&pooled)
+        // mean pooling over real tokens (sentence-transformers' `mean` pooling) as a product
+        // with per-row weights `mask / tokens`: `[n, 1, len] · [n, len, hidden]`
+        let mut weights = Vec::with_capacity(n * len);
+        for row in mask.chunks(len.max(1)) {
+            let tokens = row.iter().filter(|&&m| m != 0).count().max(1) as f32;
+            weights.extend(row.iter().map(|&m| if m != 0 { 1.0 / tokens } else { 0.0 }));
+        }
+        let weights = Tensor::from_vec(weights, (n, 1, len), &dev)?;
+        let pooled = weights.matmul(&x)?.reshape((n, self.hidden))?;
+        self.head.forward(&pooled, Activation::Identity)
     }
 
     fn layer(&self, l: &Layer, x: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let (n, t, _) = x.dims3()?;
         let (hn, d) = (l.heads, self.head_size);
-        let qkv = l.qkv.forward(x)?.reshape((n, t, 3, hn, d))?;
+        let qkv = l
+            .qkv
+            .forward(x, Activation::Identity)?
+            .reshape((n, t, 3, hn, d))?;
         // [n, heads, t, d] views; candle's matmul takes one batch dimension with arbitrary
         // row stride, so a single window needs no copies
         let part = |i: usize| -> candle_core::Result<Tensor> {
@@ -313,22 +363,21 @@ impl Encoder {
             }
         };
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(b) = bias {
-            scores = scores.broadcast_add(b)?;
+        let probs = q.matmul(&k.t()?)?;
+        match bias {
+            Some(b) => probs.inplace_op2(b, &MaskedSoftmax)?,
+            None => probs.inplace_op1(&Softmax)?,
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let ctx = probs
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((n, t, hn * d))?;
-        let a = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + x)?)?;
-        let f = l.ffn_in.forward(&a)?;
-        let f = match self.act {
-            Act::GeluErf => f.gelu_erf()?,
-            Act::GeluTanh => f.gelu()?,
-        };
-        l.ffn_norm.forward(&(l.ffn_out.forward(&f)? + a)?)
+        let a = l.attn_out.product(&ctx)?;
+        l.attn_norm.apply(&a, Some(&l.attn_out.b), x)?;
+        let f = l.ffn_in.forward(&a, self.act)?;
+        let y = l.ffn_out.product(&f)?;
+        l.ffn_norm.apply(&y, Some(&l.ffn_out.b), &a)?;
+        Ok(y)
     }
 }

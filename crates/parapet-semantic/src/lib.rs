@@ -38,8 +38,10 @@
 mod encoder;
 mod error;
 pub mod fixture;
+mod kernels;
 mod meta;
 mod model;
+mod ops;
 mod pool;
 pub mod window;
 
