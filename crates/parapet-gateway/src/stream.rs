@@ -8,8 +8,10 @@
 //! moves back to the finding's start) nor an unfinished Markdown link, image or HTML tag
 //! (bounded by `max_hold`). Released text is redacted per policy and re-serialised into the
 //! chunk's `delta.content`; the upstream's raw bytes are never forwarded. Tool-call argument
-//! deltas are assembled and scanned whole when the choice finishes. A block sends an error
-//! event; a scanner failure fails closed (the held-back text is never flushed raw).
+//! deltas are assembled and scanned whole when the choice finishes, and so is a refusal
+//! (`delta.refusal`, the model's explanation of why it declined: text for the user like
+//! `content`, short). A block sends an error event; a scanner failure fails closed (the
+//! held-back text is never flushed raw).
 //!
 //! Limit (documented): a value longer than `holdback` can be released in part before it is
 //! recognised; set `holdback_chars` above the longest value a detector must see whole.
@@ -78,6 +80,8 @@ pub struct StreamGuard {
     max_hold: usize,
     texts: BTreeMap<u32, TextState>,
     tools: BTreeMap<(u32, u32), ToolState>,
+    /// `delta.refusal` text per choice, held until the choice finishes.
+    refusals: BTreeMap<u32, String>,
     template: Map<String, Value>,
     summary: Summary,
     label: &'static str,
@@ -166,6 +170,7 @@ impl StreamGuard {
             max_hold: max_hold.max(holdback),
             texts: BTreeMap::new(),
             tools: BTreeMap::new(),
+            refusals: BTreeMap::new(),
             template: Map::new(),
             summary: Summary::default(),
             label: "choices",
@@ -221,20 +226,25 @@ impl StreamGuard {
             for tc in ch.delta.tool_calls.take().into_iter().flatten() {
                 self.absorb_tool(ch.index, tc)?;
             }
+            self.absorb_refusal(ch.index, &mut ch.delta.extra)?;
             let finished = ch.finish_reason.as_ref().is_some_and(|v| !v.is_null());
             let text = self.release(ch.index, finished)?;
-            let calls = if finished {
-                self.flush_tools(ch.index)?
+            let (calls, refusal) = if finished {
+                (self.flush_tools(ch.index)?, self.flush_refusal(ch.index)?)
             } else {
-                Vec::new()
+                (Vec::new(), None)
             };
-            if finished && !(text.is_empty() && calls.is_empty()) {
+            if finished && !(text.is_empty() && calls.is_empty() && refusal.is_none()) {
+                let mut extra = std::mem::take(&mut ch.delta.extra);
+                if let Some(r) = refusal {
+                    extra.insert("refusal".into(), r.into());
+                }
                 held.push(ChunkChoice {
                     index: ch.index,
                     delta: Delta {
                         content: (!text.is_empty()).then_some(text),
                         tool_calls: (!calls.is_empty()).then_some(calls),
-                        extra: std::mem::take(&mut ch.delta.extra),
+                        extra,
                     },
                     finish_reason: None,
                     extra: Map::new(),
@@ -282,20 +292,26 @@ impl StreamGuard {
         let mut out = Vec::new();
         let mut indices: Vec<u32> = self.texts.keys().copied().collect();
         indices.extend(self.tools.keys().map(|k| k.0));
+        indices.extend(self.refusals.keys().copied());
         indices.sort_unstable();
         indices.dedup();
         for i in indices {
             let text = self.release(i, true)?;
             let calls = self.flush_tools(i)?;
-            if text.is_empty() && calls.is_empty() {
+            let refusal = self.flush_refusal(i)?;
+            if text.is_empty() && calls.is_empty() && refusal.is_none() {
                 continue;
+            }
+            let mut extra = Map::new();
+            if let Some(r) = refusal {
+                extra.insert("refusal".into(), r.into());
             }
             let ch = ChunkChoice {
                 index: i,
                 delta: Delta {
                     content: (!text.is_empty()).then_some(text),
                     tool_calls: (!calls.is_empty()).then_some(calls),
-                    extra: Map::new(),
+                    extra,
                 },
                 finish_reason: None,
                 extra: Map::new(),
@@ -350,10 +366,20 @@ impl StreamGuard {
         args: String,
         location: impl FnOnce() -> String,
     ) -> Result<String, GuardError> {
+        self.check_whole(args, Source::OutputToolArgs, location)
+    }
+
+    /// [`StreamGuard::check_args`] with the policy of `source`.
+    fn check_whole(
+        &mut self,
+        args: String,
+        source: Source,
+        location: impl FnOnce() -> String,
+    ) -> Result<String, GuardError> {
         let insp = Arc::clone(&self.insp);
         let canary = self.canary.clone();
         let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            insp.check(&args, Source::OutputToolArgs, canary.as_ref())
+            insp.check(&args, source, canary.as_ref())
         }))
         .map_err(|_| GuardError::ScanFailed)?;
         self.summary
@@ -362,6 +388,44 @@ impl StreamGuard {
             return Err(GuardError::Blocked(self.summary.blocked_kinds()));
         }
         Ok(checked.redacted.unwrap_or(args))
+    }
+
+    /// Moves a `delta.refusal` string into the held refusal of `choice` (`null` stays in the
+    /// delta). A refusal that is neither a string nor null is a malformed stream.
+    fn absorb_refusal(
+        &mut self,
+        choice: u32,
+        extra: &mut Map<String, Value>,
+    ) -> Result<(), GuardError> {
+        match extra.get("refusal") {
+            None | Some(Value::Null) => return Ok(()),
+            Some(Value::String(_)) => {}
+            Some(_) => {
+                return Err(GuardError::Malformed(
+                    "delta.refusal is neither a string nor null".into(),
+                ))
+            }
+        }
+        if let Some(Value::String(r)) = extra.remove("refusal") {
+            let held = self.refusals.entry(choice).or_default();
+            held.push_str(&r);
+            if held.len() > MAX_TOOL_ARGS_BYTES {
+                return Err(GuardError::Malformed(format!(
+                    "refusal over {MAX_TOOL_ARGS_BYTES} bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The held refusal of `choice`, scanned whole as output and redacted per policy.
+    fn flush_refusal(&mut self, choice: u32) -> Result<Option<String>, GuardError> {
+        match self.refusals.remove(&choice) {
+            Some(r) => self
+                .check_whole(r, Source::Output, || format!("choices[{choice}].refusal"))
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
     fn absorb_tool(&mut self, choice: u32, tc: ToolCall) -> Result<(), GuardError> {

