@@ -409,6 +409,60 @@ mod tests {
         );
     }
 
+    /// The baseline-instruction path (CPUs without AVX2) computes what the dispatched one does.
+    #[test]
+    fn scalar_path_equals_the_dispatched_path() {
+        use pulp::WithSimd;
+        let x: Vec<f32> = (0..96)
+            .map(|i| ((i * 29) % 37) as f32 * 0.17 - 3.0)
+            .collect();
+        let bias: Vec<f32> = (0..24).map(|i| i as f32 * 0.01 - 0.1).collect();
+        for act in [
+            Activation::Identity,
+            Activation::GeluErf,
+            Activation::GeluTanh,
+        ] {
+            let (mut a, mut b) = (x.clone(), x.clone());
+            bias_act(&mut a, &bias, act);
+            BiasAct {
+                data: &mut b,
+                bias: &bias,
+                act,
+            }
+            .with_simd(pulp::Scalar::new());
+            assert!(
+                a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-6),
+                "{act:?}"
+            );
+        }
+        let (mut a, mut b) = (x.clone(), x.clone());
+        softmax_rows(&mut a, 24, None);
+        SoftmaxRows {
+            data: &mut b,
+            cols: 24,
+            mask: None,
+        }
+        .with_simd(pulp::Scalar::new());
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-7));
+        let gamma = vec![1.5f32; 24];
+        let beta = vec![0.25f32; 24];
+        let norm = NormParams {
+            gamma: &gamma,
+            beta: &beta,
+            eps: 1e-12,
+        };
+        let (mut a, mut b) = (x.clone(), x.clone());
+        bias_residual_norm(&mut a, Some(&bias), &bias, &norm);
+        ResidualNorm {
+            data: &mut b,
+            bias: Some(&bias),
+            residual: &bias,
+            norm: &norm,
+        }
+        .with_simd(pulp::Scalar::new());
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-5));
+    }
+
     #[test]
     fn bias_residual_norm_matches_the_definition() {
         let h = 24;
