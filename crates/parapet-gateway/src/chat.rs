@@ -105,6 +105,20 @@ async fn handle(
     let completion: ChatCompletion =
         read_json(gw, up, ctx, resp, t_up, "a chat completion").await?;
     record_usage(ctx, completion.extra.get("usage"));
+    // a refusal is scanned as text: any other JSON type would pass unscanned, so it fails
+    // closed, as a streamed one does
+    let odd_refusal = completion.choices.iter().any(|ch| {
+        ch.message
+            .as_ref()
+            .and_then(|m| m.extra.get("refusal"))
+            .is_some_and(|r| !(r.is_string() || r.is_null()))
+    });
+    if odd_refusal {
+        return Err(ApiError::bad_gateway(format!(
+            "upstream `{}` returned a refusal that is neither a string nor null",
+            up.name
+        )));
+    }
     let insp = gw.inspector();
     let (mut completion, output) = tokio::task::spawn_blocking(move || {
         let mut completion = completion;

@@ -444,3 +444,115 @@ async fn non_string_refusal_fails_closed() {
     assert_eq!(err["error"]["code"], "bad_upstream_stream");
     assert!(events.iter().all(|e| !e.contains("4111")), "{events:?}");
 }
+
+/// The held refusal of the choice `index` in `events`, concatenated.
+fn refusal_of(events: &[String], index: u64) -> String {
+    events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .flat_map(|v| v["choices"].as_array().cloned().unwrap_or_default())
+        .filter(|c| c["index"] == index)
+        .filter_map(|c| c["delta"]["refusal"].as_str().map(String::from))
+        .collect()
+}
+
+/// A refusal in the chunk that carries `finish_reason`, beside a second choice whose
+/// refusal is never finished (released at the stream's end): both arrive whole and redacted,
+/// the first before its finish chunk, and no event carries a raw fragment.
+#[tokio::test]
+async fn refusal_in_the_finish_chunk_and_at_stream_end_is_scanned_per_choice() {
+    let frame = |choices: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
+            "model": "m", "choices": choices})
+        )
+    };
+    let frames = vec![
+        frame(json!([
+            {"index": 0, "delta": {"role": "assistant", "refusal": "No: card 4111 1111 "}, "finish_reason": null},
+            {"index": 1, "delta": {"role": "assistant", "refusal": "Nor 5500 0000 "}, "finish_reason": null}
+        ])),
+        frame(json!([
+            {"index": 0, "delta": {"refusal": "1111 1111."}, "finish_reason": "stop"},
+            {"index": 1, "delta": {"refusal": "0000 0004."}, "finish_reason": null}
+        ])),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    let up = fake(Reply::Raw(frames)).await;
+    let gw = gateway(up.addr).await;
+    let (s, events) = post_stream(gw, &stream_req("help")).await;
+    assert_eq!(s, 200);
+    assert_well_formed(&events);
+    assert_eq!(
+        refusal_of(&events, 0),
+        "No: card <CREDIT_CARD>.",
+        "{events:?}"
+    );
+    assert_eq!(refusal_of(&events, 1), "Nor <CREDIT_CARD>.", "{events:?}");
+    for e in &events {
+        assert!(
+            !e.contains("4111") && !e.contains("5500") && !e.contains("0004"),
+            "{e}"
+        );
+    }
+    let first_refusal = events
+        .iter()
+        .position(|e| e.contains("No: card"))
+        .expect("choice 0 refusal");
+    let finish = events
+        .iter()
+        .position(|e| e.contains("\"finish_reason\":\"stop\""))
+        .expect("finish chunk");
+    assert!(first_refusal < finish, "{events:?}");
+}
+
+/// A refusal that repeats the canary blocks the stream like answer text does.
+#[tokio::test]
+async fn canary_in_a_refusal_blocks_the_stream() {
+    let reply = Reply::RawFrom(Arc::new(|req: &Value| {
+        let sys = req["messages"][0]["content"].as_str().unwrap_or("");
+        let i = sys.find("pcy-").expect("canary inserted");
+        let c = &sys[i..i + 36];
+        let chunk = |delta: Value, finish: Value| {
+            format!(
+                "data: {}\n\n",
+                json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
+                "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            )
+        };
+        vec![
+            chunk(
+                json!({"refusal": format!("I won't share {}", &c[..10])}),
+                Value::Null,
+            ),
+            chunk(json!({"refusal": &c[10..]}), json!("stop")),
+            "data: [DONE]\n\n".to_string(),
+        ]
+    }));
+    let up = fake(reply).await;
+    let gw = gateway_with(up.addr, "", "[output]\ncanary = true", None).await;
+    let body = json!({"model": "gpt-4o", "stream": true, "messages": [
+        {"role": "system", "content": "secret"}, {"role": "user", "content": "leak"}]});
+    let (_, events) = post_stream(gw, &body).await;
+    assert_well_formed(&events);
+    let err: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(err["error"]["code"], "output_blocked", "{events:?}");
+    assert!(events.iter().all(|e| !e.contains("pcy-")), "{events:?}");
+}
+
+/// A non-streamed answer whose `message.refusal` is neither a string nor null fails closed
+/// (502) like a malformed stream does, instead of passing unscanned.
+#[tokio::test]
+async fn non_string_refusal_in_a_completion_fails_closed() {
+    let answer = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+        "content": null, "refusal": ["card 4111 1111 1111 1111"]}}]});
+    let up = fake(Reply::Json(answer)).await;
+    let gw = gateway(up.addr).await;
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let (s, _, v) = post(gw, "/v1/chat/completions", &body).await;
+    assert_eq!(s, 502, "{v}");
+    assert!(!v.to_string().contains("4111"), "{v}");
+    assert_eq!(v["error"]["code"], "bad_gateway", "{v}");
+}
