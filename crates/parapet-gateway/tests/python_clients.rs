@@ -16,6 +16,7 @@
 //! | | `stream`, `tools` | one `get_weather` call, its arguments split across three deltas |
 //! | | `stream`, system prompt, "recap" | the system prompt (with the gateway's canary) in 16-character deltas |
 //! | | `stream`, "on file" | the four deltas (card number and AWS key split) |
+//! | | `stream`, "refuse" | the same four parts as `delta.refusal` fragments (no content) |
 //! | | `stream_options.include_usage` | `"usage": null` on every chunk, then a usage chunk, as OpenAI does |
 //! | `/v1/completions` | as chat (no tools) | `text_completion` objects / chunks, usage as chat |
 //! | `/v1/embeddings` | `input` | `[i + 0.5, -0.25, 0.125]` per input, base64 (f32 LE) when asked |
@@ -135,6 +136,11 @@ fn chat(req: &Value) -> Reply {
             ));
         }
         "tool_calls"
+    } else if prompt(req).contains("refuse") {
+        for p in CARD_PARTS {
+            out.push(chunk(json!({"refusal": p}), Value::Null));
+        }
+        "stop"
     } else {
         for p in parts_for(req) {
             out.push(chunk(json!({"content": p}), Value::Null));
@@ -343,7 +349,7 @@ async fn official_python_clients_end_to_end() {
         out.status
     );
     assert!(report.contains("all checks passed"), "{report}");
-    assert_eq!(report.matches("\nok   ").count(), 16, "{report}");
+    assert_eq!(report.matches("\nok   ").count(), 17, "{report}");
 
     // what the upstream saw: nothing blocked, no client key, no raw email, options forwarded
     let bodies = up.bodies();

@@ -140,6 +140,23 @@ WEATHER_TOOL = {
 }
 
 
+def openai_chat_stream_refusal() -> None:
+    # refusal deltas (card number and AWS key split) arrive whole and redacted before the
+    # finish chunk: the stream helper's refusal.done and final message carry the redacted text
+    events = []
+    with oa.chat.completions.stream(model="gpt-4o", messages=user("refuse what is on file")) as stream:
+        for ev in stream:
+            events.append(ev)
+        final = stream.get_final_completion()
+    done = [e for e in events if e.type == "refusal.done"]
+    assert len(done) == 1 and done[0].refusal == REDACTED, f"{[e.type for e in events]} {done}"
+    assert "".join(e.delta for e in events if e.type == "refusal.delta") == REDACTED, events
+    assert final.choices[0].message.refusal == REDACTED, final
+    assert final.choices[0].finish_reason == "stop", final
+    for e in events:
+        no_fragments(repr(e), f"event {e.type}")
+
+
 def openai_chat_stream_tool_calls() -> None:
     # the client's stream helper assembles the argument deltas and parses them (strict tool)
     events = []
@@ -427,6 +444,7 @@ CHECKS = [
     openai_chat_redacts_input_and_output,
     openai_chat_stream_redacts_split_secrets,
     openai_chat_stream_tool_calls,
+    openai_chat_stream_refusal,
     openai_prompt_injection_is_blocked,
     openai_wrong_key_is_401,
     openai_completions,
