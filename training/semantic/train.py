@@ -205,6 +205,8 @@ def main():
     ap.add_argument("--benign-sources", help="folder of benign_sources.py's packages (run.sh fetches it): held-out part is "
                     "always tested, the rest trained on when --benign-weight > 0")
     ap.add_argument("--benign-weight", type=float, default=2.0, help="loss weight of the benign-sources training rows; 0: test only")
+    ap.add_argument("--benign-langs", default="en", help="comma-separated languages of benign-sources rows trained on (all are "
+                    "tested); German benign rows without German attacks to balance them teach 'German = benign'")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", help="start from this exported model dir (e.g. models/pi-semantic) instead of MiniLM")
     ap.add_argument("--keep-heads", type=int, default=0, help="structured pruning (prune.py): attention heads kept per layer")
@@ -226,8 +228,8 @@ def main():
     yanis = D.load_yanis(a.corpora)
     documents = D.load_documents(a.seed) if a.documents else []
     benign_train, benign_test = D.load_benign_sources(a.benign_sources, a.seed, a.benign_weight) if a.benign_sources else ([], [])
-    if a.benign_weight <= 0:
-        benign_train = []
+    langs = set(a.benign_langs.split(","))
+    benign_train = [s for s in benign_train if s["lang"] in langs] if a.benign_weight > 0 else []
     everyday_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "everyday-benign.jsonl")
     everyday = D.load_everyday(everyday_path) if os.path.exists(everyday_path) else []
     if a.slabs_max and len(sl_train) > a.slabs_max:
@@ -349,6 +351,7 @@ def main():
                "slabs_max": a.slabs_max, "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "train_texts": len(train),
                "documents": {"count": len(documents), "sha256": doc_hash},
                "benign_sources": {"train": len(benign_train), "heldout": len(benign_test), "weight": a.benign_weight,
+                                  "langs": a.benign_langs,
                                   "sha256": hashlib.sha256("\x00".join(s["text"] for s in benign_train + benign_test)
                                                            .encode("utf-8")).hexdigest()},
                "train_items": len(items), "train_seconds": round(time.time() - t0), "temperature": temperature,
@@ -386,6 +389,7 @@ def export(model, cfg, a, temperature, points, results):
     meta = {
         "format": 1,
         "version": f"pi-semantic-minilm-l{a.layers}-s{a.seed}" + ("-docs" if a.documents else "")
+                   + ("-ben" if results["benign_sources"]["train"] else "")
                    + (f"-h{a.keep_heads or cfg['num_attention_heads']}f{cfg['intermediate_size']}" if results.get("pruning") else ""),
         "labels": D.LABELS,
         "pooling": "mean",
