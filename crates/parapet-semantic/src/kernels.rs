@@ -47,8 +47,9 @@ pub(crate) fn exp(x: f32) -> f32 {
 /// The error function, branch-free, absolute error below 2.5e-7.
 ///
 /// Algorithm: for `|x| < 1`, its Maclaurin series `erf(x) = 2/√π · Σ (−1)ⁿ x²ⁿ⁺¹ / (n!(2n+1))`
-/// to `n = 9` (truncation error below 1.5e-8, the first omitted term at |x| = 1). For `|x| ≥ 1`, Abramowitz & Stegun, Handbook of
-/// Mathematical Functions (1964), formula 7.1.26 (after Hastings), maximum error 1.5e-7:
+/// to `n = 9` (truncation error below 1.5e-8, the first omitted term at `|x| = 1`). For
+/// `|x| ≥ 1`, Abramowitz & Stegun, Handbook of Mathematical Functions (1964), formula 7.1.26
+/// (after Hastings), maximum error 1.5e-7:
 /// `erf(x) = 1 − t·P(t)·e^(−x²)` with `t = 1 / (1 + p·x)` and a degree-4 polynomial `P`. Used
 /// alone, 7.1.26 would lose another 3e-7 to cancellation in `f32` near 0. Odd symmetry for
 /// `x < 0`. Both branches are computed and one selected, so the loop stays vectorised.
