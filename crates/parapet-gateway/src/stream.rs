@@ -369,17 +369,17 @@ impl StreamGuard {
         self.check_whole(args, Source::OutputToolArgs, location)
     }
 
-    /// [`StreamGuard::check_args`] with the policy of `source`.
+    /// Scans `text` whole with the policy of `source`; returns it redacted per policy.
     fn check_whole(
         &mut self,
-        args: String,
+        text: String,
         source: Source,
         location: impl FnOnce() -> String,
     ) -> Result<String, GuardError> {
         let insp = Arc::clone(&self.insp);
         let canary = self.canary.clone();
         let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            insp.check(&args, source, canary.as_ref())
+            insp.check(&text, source, canary.as_ref())
         }))
         .map_err(|_| GuardError::ScanFailed)?;
         self.summary
@@ -387,7 +387,7 @@ impl StreamGuard {
         if checked.decision.verdict == Verdict::Block {
             return Err(GuardError::Blocked(self.summary.blocked_kinds()));
         }
-        Ok(checked.redacted.unwrap_or(args))
+        Ok(checked.redacted.unwrap_or(text))
     }
 
     /// Moves a `delta.refusal` string into the held refusal of `choice` (`null` stays in the

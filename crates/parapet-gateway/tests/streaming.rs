@@ -21,6 +21,15 @@ fn deltas(parts: &[&str]) -> Reply {
     ))
 }
 
+/// One SSE frame of a `chat.completion.chunk` with a single choice 0.
+fn chunk(delta: Value, finish: Value) -> String {
+    format!(
+        "data: {}\n\n",
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
+        "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    )
+}
+
 fn assert_well_formed(events: &[String]) {
     assert_eq!(
         events.last().map(String::as_str),
@@ -171,13 +180,6 @@ async fn canary_split_across_deltas_blocks_mid_stream() {
 
 #[tokio::test]
 async fn tool_call_argument_deltas_are_assembled() {
-    let chunk = |delta: Value, finish: Value| {
-        format!(
-            "data: {}\n\n",
-            json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
-            "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        )
-    };
     let frames = vec![
         chunk(
             json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_1",
@@ -280,13 +282,6 @@ async fn stalled_upstream_stream_ends_with_an_error_event() {
 #[tokio::test]
 async fn streamed_tool_call_arguments_are_scanned() {
     let frames_for = |canary: &str| {
-        let chunk = |delta: Value, finish: Value| {
-            format!(
-                "data: {}\n\n",
-                json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
-                "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-            )
-        };
         vec![
             chunk(
                 json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
@@ -370,13 +365,6 @@ async fn client_disconnect_mid_stream_is_audited() {
 /// number split across refusal deltas is held, scanned whole and redacted, never forwarded raw.
 #[tokio::test]
 async fn refusal_deltas_are_held_and_scanned() {
-    let chunk = |delta: Value, finish: Value| {
-        format!(
-            "data: {}\n\n",
-            json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
-            "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        )
-    };
     let frames = vec![
         chunk(
             json!({"role": "assistant", "content": null, "refusal": null}),
@@ -399,17 +387,9 @@ async fn refusal_deltas_are_held_and_scanned() {
     let (s, events) = post_stream(gw, &stream_req("help")).await;
     assert_eq!(s, 200);
     assert_well_formed(&events);
-    let refusal: String = events
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["refusal"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
     assert_eq!(
-        refusal, "I can't help with card <CREDIT_CARD>. <EXFIL_IMAGE>",
+        refusal_of(&events, 0),
+        "I can't help with card <CREDIT_CARD>. <EXFIL_IMAGE>",
         "{events:?}"
     );
     for e in &events {
@@ -514,13 +494,6 @@ async fn canary_in_a_refusal_blocks_the_stream() {
         let sys = req["messages"][0]["content"].as_str().unwrap_or("");
         let i = sys.find("pcy-").expect("canary inserted");
         let c = &sys[i..i + 36];
-        let chunk = |delta: Value, finish: Value| {
-            format!(
-                "data: {}\n\n",
-                json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
-                "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-            )
-        };
         vec![
             chunk(
                 json!({"refusal": format!("I won't share {}", &c[..10])}),

@@ -8,34 +8,14 @@
 
 #[path = "../../parapet-detect/benches/common/mod.rs"]
 mod common;
+#[path = "window_text/mod.rs"]
+mod window_text;
 
 use criterion::{criterion_group, Criterion};
 use parapet_semantic::{fixture::TinyModel, SemanticModel};
 use std::hint::black_box;
 use std::path::PathBuf;
-
-const SENTENCE: &str = "Please read the attached quarterly report and summarise the main risks for the board, \
-    including supply chain delays, currency exposure and the status of the new product launch in Europe.";
-
-/// A text of exactly `n` tokens (without [CLS]/[SEP]) for `model`.
-fn text_of(model: &SemanticModel, n: usize) -> String {
-    let mut t = String::new();
-    for w in SENTENCE.split_whitespace().cycle().take(10_000) {
-        let cand = if t.is_empty() {
-            w.to_string()
-        } else {
-            format!("{t} {w}")
-        };
-        if model.token_count(&cand).unwrap_or(usize::MAX) > n {
-            break;
-        }
-        t = cand;
-    }
-    while model.token_count(&t).unwrap_or(usize::MAX) < n {
-        t.push_str(" the");
-    }
-    t
-}
+use window_text::text_of;
 
 fn load() -> (SemanticModel, &'static str, Option<tempfile::TempDir>) {
     // another model directory (e.g. a candidate with fewer layers), as for `parapet scan`

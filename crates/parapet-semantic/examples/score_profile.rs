@@ -7,12 +7,12 @@
 //! With a JSONL file instead of `N`, it prints the scores of each line's `text` (one JSON line
 //! per input line), to compare two builds of the encoder on a corpus.
 
+#[path = "../benches/window_text/mod.rs"]
+mod window_text;
+
 use parapet_semantic::SemanticModel;
 use std::hint::black_box;
 use std::path::Path;
-
-const SENTENCE: &str = "Please read the attached quarterly report and summarise the main risks for the board, \
-    including supply chain delays, currency exposure and the status of the new product launch in Europe.";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -34,22 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let n: usize = arg.parse()?;
     let content = model.meta().max_tokens - 2;
-    // the longest prefix of repeated SENTENCE words that fits one window, padded with "the"
-    let mut text = String::new();
-    for w in SENTENCE.split_whitespace().cycle().take(10_000) {
-        let cand = if text.is_empty() {
-            w.to_string()
-        } else {
-            format!("{text} {w}")
-        };
-        if model.token_count(&cand)? > content {
-            break;
-        }
-        text = cand;
-    }
-    while model.token_count(&text)? < content {
-        text.push_str(" the");
-    }
+    let text = window_text::text_of(&model, content);
     let mut last = None;
     for _ in 0..n {
         last = Some(model.score(black_box(&text))?);

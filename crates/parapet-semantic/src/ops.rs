@@ -7,27 +7,31 @@
 use crate::kernels::{self, Activation, NormParams};
 use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout, Result};
 
+/// The element range of a contiguous `layout`.
+fn contiguous(layout: &Layout, op: &str) -> Result<std::ops::Range<usize>> {
+    layout
+        .contiguous_offsets()
+        .map(|(a, b)| a..b)
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: tensor is not contiguous")))
+}
+
+fn outside(op: &str) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{op}: layout outside storage"))
+}
+
 /// The contiguous F32 elements of `layout` in `storage`.
 fn f32s<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    let (a, b) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: input is not contiguous")))?;
+    let range = contiguous(layout, op)?;
     match storage {
-        CpuStorage::F32(v) => v
-            .get(a..b)
-            .ok_or_else(|| candle_core::Error::Msg(format!("{op}: layout outside storage"))),
+        CpuStorage::F32(v) => v.get(range).ok_or_else(|| outside(op)),
         _ => candle_core::bail!("{op}: expected an F32 tensor"),
     }
 }
 
 fn f32s_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout, op: &str) -> Result<&'a mut [f32]> {
-    let (a, b) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: tensor is not contiguous")))?;
+    let range = contiguous(layout, op)?;
     match storage {
-        CpuStorage::F32(v) => v
-            .get_mut(a..b)
-            .ok_or_else(|| candle_core::Error::Msg(format!("{op}: layout outside storage"))),
+        CpuStorage::F32(v) => v.get_mut(range).ok_or_else(|| outside(op)),
         _ => candle_core::bail!("{op}: expected an F32 tensor"),
     }
 }
